@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages portal needs when they are missing.
+set -euo pipefail
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v nft >/dev/null || need+=(nftables)
+command -v iptables >/dev/null || need+=(iptables)
+command -v conntrack >/dev/null || need+=(conntrack)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "missing packages: ${need[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "installing: ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+command -v go >/dev/null || { echo "go is required (Go 1.26)" >&2; exit 1; }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs a command inside the fresh network namespace `unshare --net` made:
+# only loopback exists (brought up here), plus a TEST-NET-1 address on lo
+# so servers have a non-loopback address to advertise. There is no route
+# out of this namespace.
+set -euo pipefail
+ip link set lo up
+ip addr add 192.0.2.10/32 dev lo
+exec "$@"

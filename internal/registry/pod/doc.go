@@ -1,0 +1,3 @@
+// Package pod owns the Pod resource and its subresources: status, binding
+// (how the scheduler assigns a node) and log.
+package pod
