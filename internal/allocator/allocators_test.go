@@ -179,9 +179,9 @@ func TestIPAddressStoredAsAPIServerWouldWriteIt(t *testing.T) {
 	if err := a.Allocate(ctx, Owner{Namespace: "default", Name: "svc"}, net.ParseIP("10.0.0.5")); err != nil {
 		t.Fatal(err)
 	}
-	e, ok, _ := s.Get(ctx, "/registry/ipaddresses/10.0.0.5")
+	e, ok, _ := s.Get(ctx, "/registry/networking.k8s.io/ipaddresses/10.0.0.5")
 	if !ok {
-		t.Fatalf("no key /registry/ipaddresses/10.0.0.5; keys: %v", s.Keys())
+		t.Fatalf("no key /registry/networking.k8s.io/ipaddresses/10.0.0.5; keys: %v", s.Keys())
 	}
 	scheme := runtime.NewScheme()
 	_ = networkingv1.AddToScheme(scheme)
@@ -208,7 +208,7 @@ func TestIPAddressStoredAsAPIServerWouldWriteIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, ok, _ = s.Get(ctx, "/registry/ipaddresses/"+ip.String())
+	e, ok, _ = s.Get(ctx, "/registry/networking.k8s.io/ipaddresses/"+ip.String())
 	if !ok || !strings.Contains(string(e.Value), `"ipaddress.kubernetes.io/ip-family":"IPv6"`) {
 		t.Fatalf("IPv6 value %s (found %v)", e.Value, ok)
 	}

@@ -71,12 +71,12 @@ func TestConcurrentAllocationAcrossServers(t *testing.T) {
 		seenIP[ips[i]], seenPort[ports[i]] = i, i
 	}
 	// etcd agrees: one key per allocation, owned by the service that got it.
-	stored, _, err := store.List(ctx, "/registry/ipaddresses/")
+	stored, _, err := store.List(ctx, "/registry/networking.k8s.io/ipaddresses/")
 	if err != nil || len(stored) != n {
 		t.Fatalf("etcd holds %d IPAddress keys (%v), want %d", len(stored), err, n)
 	}
 	for ip, i := range seenIP {
-		rec := decodeIPAddress(stored["/registry/ipaddresses/"+ip].Value)
+		rec := decodeIPAddress(stored["/registry/networking.k8s.io/ipaddresses/"+ip].Value)
 		if rec.owner.Name != fmt.Sprintf("svc-%d", i) {
 			t.Fatalf("IP %s stored for %v, handed to svc-%d", ip, rec.owner, i)
 		}

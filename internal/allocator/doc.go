@@ -5,7 +5,7 @@
 // transaction, so any number of API servers sharing one etcd can allocate
 // concurrently without handing out a value twice: etcd, not a local lock,
 // decides who wins. ClusterIPs are stored as networking.k8s.io/v1 IPAddress
-// objects under <prefix>/ipaddresses/<ip>, exactly where and how the API
+// objects under <prefix>/networking.k8s.io/ipaddresses/<ip> (the key the API server's storage factory gives group/resource), exactly where and how the API
 // server's own storage keeps that resource, so the read-only ipaddresses
 // endpoint shows the allocator's state. NodePorts live under
 // <prefix>/portal.dev/nodeports/<port>.

@@ -35,7 +35,7 @@ const DefaultPrefix = "/registry"
 // (cluster-scoped: <prefix>/<resource>/<name>), node ports in a key space of
 // portal's own.
 func ipKeyPrefix(prefix string) string {
-	return strings.TrimRight(prefix, "/") + "/ipaddresses/"
+	return strings.TrimRight(prefix, "/") + "/networking.k8s.io/ipaddresses/"
 }
 
 func portKeyPrefix(prefix string) string {

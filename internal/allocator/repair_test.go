@@ -185,9 +185,9 @@ func TestRepairAgainstEtcd(t *testing.T) {
 	}
 	sort.Strings(got)
 	wantKeys := []string{
-		"/registry/ipaddresses/10.0.0.20=a",
-		"/registry/ipaddresses/10.0.0.21=b",
-		"/registry/ipaddresses/10.0.0.40=inflight",
+		"/registry/networking.k8s.io/ipaddresses/10.0.0.20=a",
+		"/registry/networking.k8s.io/ipaddresses/10.0.0.21=b",
+		"/registry/networking.k8s.io/ipaddresses/10.0.0.40=inflight",
 		"/registry/portal.dev/nodeports/30020=a",
 		"/registry/portal.dev/nodeports/30021=b",
 		"/registry/portal.dev/nodeports/30022=b",

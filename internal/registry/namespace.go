@@ -148,7 +148,7 @@ func (f *NamespaceFinalize) Update(ctx context.Context, name string, objInfo res
 		return nil, false, err
 	}
 	if out.DeletionTimestamp != nil && len(out.Spec.Finalizers) == 0 && len(out.Finalizers) == 0 {
-		if _, _, err := f.store.Store.Store.Delete(ctx, name, nil, &metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if _, _, err := f.store.Store.Store.Delete(ctx, name, rest.ValidateAllObjectFunc, &metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return nil, false, err
 		}
 	}

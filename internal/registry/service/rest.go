@@ -119,6 +119,12 @@ func (h hooks) beginCreate(ctx context.Context, obj runtime.Object, options *met
 
 func (h hooks) beginUpdate(ctx context.Context, obj, oldObj runtime.Object, options *metav1.UpdateOptions) (genericregistry.FinishFunc, error) {
 	svc, old := obj.(*core.Service), oldObj.(*core.Service)
+	// What rest.BeforeUpdate would fill in later; validation here runs
+	// earlier and must see the same object.
+	if svc.UID == "" {
+		svc.UID = old.UID
+	}
+	svc.CreationTimestamp = old.CreationTimestamp
 	keepAllocated(svc, old)
 	if errs := validateUpdate(svc, old, h.opts); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(kindService, svc.Name, errs)
