@@ -33,6 +33,9 @@ func NewClusterIPAllocator(store Store, etcdPrefix string, r *IPRange, opts Opti
 // Range is the range the allocator hands out.
 func (a *ClusterIPAllocator) Range() *IPRange { return a.r }
 
+// CIDR is the range the allocator hands addresses from.
+func (a *ClusterIPAllocator) CIDR() *net.IPNet { return a.r.CIDR() }
+
 // Run keeps the allocator's local view fresh with an etcd watch until ctx
 // ends. Optional: without it the view is re-listed when older than
 // Options.Resync, which costs more etcd reads on a busy cluster.

@@ -45,12 +45,8 @@ func newServiceAllocation(ctx context.Context, etcd *clientv3.Client, prefix str
 }
 
 func (s *serviceAllocation) allocators() *service.Allocators {
-	return &service.Allocators{IPs: ipAdapter{s.allocs.ClusterIPs[0]}, Ports: s.allocs.NodePorts}
+	return &service.Allocators{IPs: s.allocs.ClusterIPs[0], Ports: s.allocs.NodePorts}
 }
-
-type ipAdapter struct{ *allocator.ClusterIPAllocator }
-
-func (a ipAdapter) CIDR() *net.IPNet { return a.Range().CIDR() }
 
 // repair makes the allocations agree with the stored services.
 func (s *serviceAllocation) repairWith(ctx context.Context, c kubernetes.Interface) error {
