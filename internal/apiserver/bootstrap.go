@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,7 +40,20 @@ func (s *Server) addHooks(advertise net.IP) error {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 		go s.services.runRepairLoop(ctx, s.cfg.RepairInterval)
-		close(s.ready)
+		// Ready means /readyz answers 200, which needs this hook to have
+		// returned first.
+		go func() {
+			if err := waitReady(ctx, 10*time.Millisecond, func(ctx context.Context) error {
+				return client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+			}); err != nil {
+				return
+			}
+			close(s.ready)
+			// Building OpenAPI models and the storage caches leaves a lot of
+			// start-up garbage; give it back to the OS now rather than at
+			// the runtime's leisure, so an idle server stays small.
+			debug.FreeOSMemory()
+		}()
 		return nil
 	})
 }
@@ -89,7 +103,13 @@ func bootstrap(ctx context.Context, c kubernetes.Interface, b bootstrapSpec) err
 			SessionAffinity: corev1.ServiceAffinityNone,
 		},
 	}
-	if err := ignoreExists(c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})); err != nil {
+	// Get first: on a restart the create would fail on the held ClusterIP
+	// (422, as in Kubernetes) before it could report AlreadyExists.
+	if _, err := c.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		if err := ignoreExists(c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})); err != nil {
+			return fmt.Errorf("kubernetes service: %w", err)
+		}
+	} else if err != nil {
 		return fmt.Errorf("kubernetes service: %w", err)
 	}
 	if b.advertise.IsLoopback() {

@@ -94,9 +94,14 @@ func (s *Server) build(ctx context.Context, advertise net.IP) error {
 	serving.BindPort = s.cfg.SecurePort
 	serving.ServerCert.CertKey.CertFile = s.bundle.ServingCertFile
 	serving.ServerCert.CertKey.KeyFile = s.bundle.ServingKeyFile
-	if err := serving.WithLoopback().ApplyTo(&gc.SecureServing, &gc.LoopbackClientConfig); err != nil {
+	if err := serving.ApplyTo(&gc.SecureServing); err != nil {
 		return fmt.Errorf("serving: %w", err)
 	}
+	loopback, err := loopbackClient(gc.SecureServing)
+	if err != nil {
+		return fmt.Errorf("loopback client: %w", err)
+	}
+	gc.LoopbackClientConfig = loopback
 	caPEM, err := os.ReadFile(s.bundle.CACertFile)
 	if err != nil {
 		return err
@@ -224,16 +229,18 @@ var errNotReady = errors.New("not ready")
 
 // waitReady polls fn until it succeeds or ctx ends.
 func waitReady(ctx context.Context, every time.Duration, fn func(context.Context) error) error {
-	for {
+	for attempt := 0; ; attempt++ {
 		err := fn(ctx)
 		if err == nil {
 			return nil
+		}
+		if attempt%20 == 19 {
+			klog.InfoS("Still waiting", "attempts", attempt+1, "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ctx.Err(), err)
 		case <-time.After(every):
 		}
-		klog.V(4).InfoS("waiting", "err", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -126,13 +127,14 @@ func TestAPIServer(t *testing.T) {
 	t.Run("health endpoints are public, resources are not", func(t *testing.T) {
 		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: insecureTLS()}, Timeout: 5 * time.Second}
 		for _, p := range []string{"/healthz", "/livez", "/readyz", "/version"} {
-			resp, err := hc.Get(ts.url + p)
+			resp, err := hc.Get(ts.url + p + "?verbose")
 			if err != nil {
 				t.Fatal(err)
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
-				t.Errorf("GET %s anonymously: %d, want 200", p, resp.StatusCode)
+				t.Errorf("GET %s anonymously: %d, want 200\n%s", p, resp.StatusCode, body)
 			}
 		}
 		resp, err := hc.Get(ts.url + "/api/v1/secrets")
@@ -464,3 +466,49 @@ func assertInvalid(t *testing.T, err error, field string) {
 
 var _ = fmt.Sprint
 var _ = os.Getenv
+
+func TestRestartKeepsStateAndBootstraps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	ports := freePorts(t, 3)
+	cfg := config.DefaultServer()
+	cfg.DataDir = t.TempDir()
+	cfg.BindAddress, cfg.AdvertiseAddress = "127.0.0.1", "127.0.0.1"
+	cfg.SecurePort, cfg.EtcdClientPort, cfg.EtcdPeerPort = ports[0], ports[1], ports[2]
+	var ip string
+	for round := 0; round < 2; round++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		srv, err := New(ctx, cfg)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		select {
+		case <-srv.Ready():
+		case err := <-done:
+			cancel()
+			t.Fatalf("round %d: server stopped: %v", round, err)
+		case <-time.After(30 * time.Second):
+			cancel()
+			t.Fatalf("round %d: not ready (restart must bootstrap again)", round)
+		}
+		c := kubernetes.NewForConfigOrDie(srv.LoopbackConfig())
+		if round == 0 {
+			s, err := c.CoreV1().Services("default").Create(ctx, svc("keep"), metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ip = s.Spec.ClusterIP
+		} else {
+			s, err := c.CoreV1().Services("default").Get(ctx, "keep", metav1.GetOptions{})
+			if err != nil || s.Spec.ClusterIP != ip {
+				t.Fatalf("after restart: %v %v", err, s)
+			}
+		}
+		cancel()
+		<-done
+	}
+}

@@ -202,6 +202,11 @@ func embedConfig(c Config) (*embed.Config, error) {
 	e.AutoCompactionMode = embed.CompactorModePeriodic
 	e.AutoCompactionRetention = autoCompactionRetention
 	e.SnapshotCount = snapshotCount
+	// One member on loopback: a short tick lets it elect itself quickly at
+	// start (the default 100 ms tick and 1 s election timeout are sized for
+	// members talking across a network).
+	e.TickMs = 10
+	e.ElectionMs = 100
 	// Durability is not negotiable: every commit is fsynced.
 	e.UnsafeNoFsync = false
 
