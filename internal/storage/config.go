@@ -176,7 +176,10 @@ func validateLocalURL(p *field.Path, s string) (string, field.ErrorList) {
 func EtcdDir(dataDir string) string { return filepath.Join(dataDir, "etcd") }
 
 // embedConfig translates a validated, defaulted Config into etcd's.
-func embedConfig(c Config) (*embed.Config, error) {
+// embedConfig builds the member's configuration. level is the level of
+// the default logger (warn), which Close raises so that etcd's complaints
+// about its own listeners closing do not look like failures.
+func embedConfig(c Config, level zap.AtomicLevel) (*embed.Config, error) {
 	clientURL, err := url.Parse(c.ClientURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse client URL: %w", err)
@@ -211,11 +214,18 @@ func embedConfig(c Config) (*embed.Config, error) {
 	e.UnsafeNoFsync = false
 
 	e.Logger = "zap"
-	if c.Logger != nil {
-		e.ZapLoggerBuilder = embed.NewZapLoggerBuilder(c.Logger)
-	} else {
-		e.LogLevel = "warn"
-		e.LogOutputs = []string{"stderr"}
+	lg := c.Logger
+	if lg == nil {
+		zc := zap.NewProductionConfig()
+		zc.Level = level
+		zc.OutputPaths, zc.ErrorOutputPaths = []string{"stderr"}, []string{"stderr"}
+		zc.Sampling = nil
+		built, err := zc.Build()
+		if err != nil {
+			return nil, fmt.Errorf("etcd logger: %w", err)
+		}
+		lg = built
 	}
+	e.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
 	return e, nil
 }

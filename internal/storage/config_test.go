@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"go.uber.org/zap"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,7 +111,10 @@ func TestValidate(t *testing.T) {
 
 func TestEmbedConfigTuning(t *testing.T) {
 	c := WithDefaults(Config{DataDir: "/var/lib/portal", ClientURL: "http://127.0.0.1:12379", PeerURL: "http://127.0.0.1:12380"})
-	e, err := embedConfig(c)
+	e, err := embedConfig(c, zap.NewAtomicLevelAt(zap.WarnLevel))
+	if err == nil && (e.TickMs != 10 || e.ElectionMs != 100) {
+		t.Errorf("tick %d ms, election %d ms: a single loopback member should elect itself fast", e.TickMs, e.ElectionMs)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +136,8 @@ func TestEmbedConfigTuning(t *testing.T) {
 	if e.QuotaBackendBytes != 4<<30 || e.AutoCompactionMode != embed.CompactorModePeriodic || e.AutoCompactionRetention != "5m" || e.SnapshotCount != 10000 {
 		t.Errorf("tuning: quota %d compaction %s/%s snapshots %d", e.QuotaBackendBytes, e.AutoCompactionMode, e.AutoCompactionRetention, e.SnapshotCount)
 	}
-	if e.LogLevel != "warn" {
-		t.Errorf("log level = %q, want warn", e.LogLevel)
+	if e.ZapLoggerBuilder == nil {
+		t.Error("no logger: etcd would log at info level")
 	}
 	if err := e.Validate(); err != nil {
 		t.Errorf("etcd rejects the config: %v", err)

@@ -34,6 +34,7 @@ type Backend struct {
 	endpoints []string
 	client    *clientv3.Client
 	etcd      *embed.Etcd // nil for external servers
+	logLevel  zap.AtomicLevel
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,7 +56,8 @@ func Start(ctx context.Context, cfg Config) (*Backend, error) {
 }
 
 func startEmbedded(ctx context.Context, cfg Config) (*Backend, error) {
-	ecfg, err := embedConfig(cfg)
+	level := zap.NewAtomicLevelAt(zap.WarnLevel)
+	ecfg, err := embedConfig(cfg, level)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -84,7 +86,7 @@ func startEmbedded(ctx context.Context, cfg Config) (*Backend, error) {
 		e.Close()
 		return nil, err
 	}
-	b := &Backend{cfg: cfg, endpoints: endpoints, client: client, etcd: e}
+	b := &Backend{cfg: cfg, endpoints: endpoints, client: client, etcd: e, logLevel: level}
 	if err := b.waitHealthy(ctx); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("storage: embedded etcd in %s: %w", ecfg.Dir, err)
@@ -263,6 +265,7 @@ func (b *Backend) Close() error {
 			b.closeErr = fmt.Errorf("storage: close etcd client: %w", err)
 		}
 		if b.etcd != nil {
+			b.logLevel.SetLevel(zap.FatalLevel)
 			b.etcd.Close()
 			<-b.etcd.Server.StopNotify()
 		}
