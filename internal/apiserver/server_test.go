@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -199,6 +200,42 @@ func TestAPIServer(t *testing.T) {
 				}
 			case <-deadline:
 				t.Fatal("no watch event for the created service")
+			}
+		}
+	})
+
+	t.Run("watch-list streams initial events and a bookmark", func(t *testing.T) {
+		w, err := c.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{
+			SendInitialEvents:    ptr.To(true),
+			AllowWatchBookmarks:  true,
+			ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		seen := map[string]bool{}
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case ev := <-w.ResultChan():
+				switch ev.Type {
+				case "ADDED":
+					seen[ev.Object.(*corev1.Namespace).Name] = true
+				case "BOOKMARK":
+					m, _ := meta.Accessor(ev.Object)
+					if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] != "true" {
+						continue
+					}
+					for _, ns := range systemNamespaces {
+						if !seen[ns] {
+							t.Errorf("initial events lack namespace %s", ns)
+						}
+					}
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no initial-events bookmark; saw %v", seen)
 			}
 		}
 	})
