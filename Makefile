@@ -46,7 +46,7 @@ unit:
 # nothing but loopback, so no test can reach any other address.
 e2e: build
 	$(GO) test -c -o $(BIN)/e2e.test ./test/e2e
-	unshare --net -- hack/in-netns.sh $(BIN)/e2e.test -test.count=1 -test.v -test.timeout 20m -portal $(abspath $(BIN)/portal)
+	cd test/e2e && unshare --net -- ../../hack/in-netns.sh ../../$(BIN)/e2e.test -test.count=1 -test.v -test.timeout 20m -portal $(abspath $(BIN)/portal)
 
 test: build vet unit e2e
 
