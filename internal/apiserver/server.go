@@ -162,7 +162,7 @@ func (s *Server) authenticator(clientCA dynamiccertificates.CAContentProvider) (
 	tokens := tokenfile.New(map[string]*user.DefaultInfo{
 		token: {Name: "system:node:portal-agent", Groups: []string{"system:nodes"}},
 	})
-	certs := x509request.NewDynamic(clientCA.VerifyOptions, x509request.CommonNameUserConversion)
+	certs := newCertCache(x509request.NewDynamic(clientCA.VerifyOptions, x509request.CommonNameUserConversion))
 	authenticated := group.NewAuthenticatedGroupAdder(union.New(certs, bearertoken.New(tokens)))
 	return union.New(authenticated, anonymous.NewAuthenticator(nil)), nil
 }
