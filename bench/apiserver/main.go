@@ -11,12 +11,13 @@
 package main
 
 import (
+	"github.com/portal-net/portal/internal/netutil"
+
 	"bytes"
 	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -65,18 +66,9 @@ type server struct {
 }
 
 func freePorts(n int) []int {
-	var ls []net.Listener
-	var out []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		must(err)
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
+	p, err := netutil.FreeLoopbackPorts(n)
+	must(err)
+	return p
 }
 
 // start runs the server and returns the time from exec to the first 200
