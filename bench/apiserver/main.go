@@ -1,378 +1,366 @@
-// Command apiserver benchmarks portal's API server against baselines
-// measured in the same run (this machine is shared and noisy): start time,
-// memory, kubectl apply of many services, create throughput and mutating
-// latency. It starts `portal server` itself on free loopback ports with a
-// temporary data dir and removes both when done. Run it through `make
-// bench`, which puts it in a fresh network namespace.
-//
-// Upstream kube-apiserver is not built here (it would need k8s.io/kubernetes
-// and its staging replaces in a separate tools module); its published figure
-// for create throughput is printed as the reference instead.
 package main
 
 import (
-	"github.com/portal-net/portal/internal/netutil"
-
-	"bytes"
 	"context"
-	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
+	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/portal-net/portal/internal/netutil"
 	"github.com/portal-net/portal/internal/storage"
-	"go.uber.org/zap"
 )
 
-var (
-	portalBin = flag.String("portal", "bin/portal", "portal binary")
-	nApply    = flag.Int("apply", 1000, "services in the kubectl apply file")
-	nCreate   = flag.Int("creates", 2000, "objects per throughput run")
-	workers   = flag.Int("workers", 16, "concurrent workers for throughput")
-	clients   = flag.Int("clients", 50, "concurrent clients for latency")
-	perClient = flag.Int("ops", 40, "mutations per latency client")
-)
-
-type row struct{ metric, portal, baseline, goal string }
-
-var rows []row
-
-func add(metric, portal, baseline, goal string) {
-	rows = append(rows, row{metric, portal, baseline, goal})
-	fmt.Fprintf(os.Stderr, "  %s: %s (baseline %s)\n", metric, portal, baseline)
-}
-
-type server struct {
-	dir              string
-	port, etcd, peer int
-	cmd              *exec.Cmd
-	done             chan struct{}
-	log              bytes.Buffer
-}
-
-func freePorts(n int) []int {
-	p, err := netutil.FreeLoopbackPorts(n)
-	must(err)
-	return p
-}
-
-// start runs the server and returns the time from exec to the first 200
-// on /readyz.
-func (s *server) start() time.Duration {
-	s.log.Reset()
-	s.cmd = exec.Command(*portalBin, "server", "--data-dir", s.dir, "--bind-address", "127.0.0.1",
-		"--secure-port", fmt.Sprint(s.port), "--etcd-client-port", fmt.Sprint(s.etcd), "--etcd-peer-port", fmt.Sprint(s.peer),
-		// Thousands of services need more than the default /24.
-		"--service-cidr", "10.0.0.0/16")
-	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe
-	t0 := time.Now()
-	must(s.cmd.Start())
-	s.done = make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	for time.Since(t0) < time.Minute {
-		select {
-		case <-s.done:
-			fail("server exited:\n%s", s.log.String())
-		default:
-		}
-		if resp, err := hc.Get(fmt.Sprintf("https://127.0.0.1:%d/readyz", s.port)); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				d := time.Since(t0)
-				for i := 0; i < 200; i++ { // the kubeconfig follows readiness
-					if _, err := os.Stat(filepath.Join(s.dir, "kubeconfig")); err == nil {
-						break
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				return d
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	fail("server not ready in a minute:\n%s", s.log.String())
-	return 0
-}
-
-func (s *server) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
-	}
-}
-
-func (s *server) rssMB() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	must(err)
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			var kb float64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:")), "%f", &kb)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
-func (s *server) client() kubernetes.Interface {
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(s.dir, "kubeconfig"))
-	must(err)
-	cfg.QPS, cfg.Burst = 100000, 100000
-	// Protobuf, as Kubernetes' own controllers talk to the API.
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	return kubernetes.NewForConfigOrDie(cfg)
-}
-
-func (s *server) etcdClient() *clientv3.Client {
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", s.etcd)}, DialTimeout: 5 * time.Second})
-	must(err)
-	return c
+type options struct {
+	portal     string
+	n          int
+	creates    int
+	workers    int
+	clients    int
+	ops        int
+	limit      time.Duration
+	startLimit time.Duration
 }
 
 func main() {
+	var o options
+	flag.StringVar(&o.portal, "portal", "bin/portal", "portal binary")
+	flag.IntVar(&o.n, "n", 1000, "services in the kubectl apply file (and configmaps in its baseline)")
+	flag.IntVar(&o.creates, "creates", 2000, "objects per create-throughput run")
+	flag.IntVar(&o.workers, "workers", 16, "concurrent client-go workers for create throughput")
+	flag.IntVar(&o.clients, "clients", 50, "concurrent clients for mutating latency")
+	flag.IntVar(&o.ops, "ops", 40, "mutations per latency client (one create, then updates)")
+	flag.DurationVar(&o.limit, "limit", 2*time.Minute, "time limit of each load")
+	flag.DurationVar(&o.startLimit, "start-limit", time.Minute, "time limit for the server to become ready")
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "portal-bench-")
-	must(err)
-	defer os.RemoveAll(dir)
-	p := freePorts(3)
-	s := &server{dir: dir, port: p[0], etcd: p[1], peer: p[2]}
-	defer s.stop()
-	cleanupOnFail = func() { s.stop(); os.RemoveAll(dir) }
-
-	fmt.Fprintln(os.Stderr, "start-up")
-	cold := s.start()
-	time.Sleep(2 * time.Second)
-	idle := s.rssMB()
-	s.stop()
-	warm := s.start()
-	etcdStart := etcdAloneStart()
-	add("start → first 200 on /readyz (cold data dir)", ms(cold), ms(etcdStart)+" (embedded etcd alone)", "< 1 s")
-	add("start → first 200 on /readyz (restart)", ms(warm), ms(etcdStart)+" (embedded etcd alone)", "< 1 s")
-	add("idle RSS after start", fmt.Sprintf("%.0f MB", idle), "-", "< 150 MB")
-
-	c := s.client()
-	ctx := context.Background()
-
-	fmt.Fprintln(os.Stderr, "kubectl apply")
-	svcFile := filepath.Join(dir, "services.yaml")
-	cmFile := filepath.Join(dir, "configmaps.yaml")
-	writeManifests(svcFile, cmFile, *nApply)
-	applySvc := kubectlApply(s, svcFile)
-	applyCM := kubectlApply(s, cmFile)
-	add(fmt.Sprintf("kubectl apply -f of %d services (wall)", *nApply), secs(applySvc), secs(applyCM)+fmt.Sprintf(" (%d configmaps, no allocation)", *nApply), "-")
-	runtimeSettle()
-	add(fmt.Sprintf("RSS with %d services", *nApply), fmt.Sprintf("%.0f MB", s.rssMB()), "-", "-")
-
-	fmt.Fprintln(os.Stderr, "create throughput")
-	svcRate := throughput(*nCreate, *workers, func(i int) error {
-		_, err := c.CoreV1().Services("tp").Create(ctx, benchService(fmt.Sprintf("tp-%05d", i)), metav1.CreateOptions{})
-		return err
-	}, func() {
-		_, _ = c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tp"}}, metav1.CreateOptions{})
-	})
-	cmRate := throughput(*nCreate, *workers, func(i int) error {
-		_, err := c.CoreV1().ConfigMaps("tp").Create(ctx, benchConfigMap(fmt.Sprintf("tp-%05d", i)), metav1.CreateOptions{})
-		return err
-	}, nil)
-	ec := s.etcdClient()
-	defer ec.Close()
-	value := strings.Repeat("x", 900)
-	etcdRate := throughput(*nCreate, *workers, func(i int) error {
-		_, err := ec.Put(ctx, fmt.Sprintf("/bench/raw/%05d", i), value)
-		return err
-	}, nil)
-	add(fmt.Sprintf("service creates/s, %d client-go workers", *workers), fmt.Sprintf("%.0f/s", svcRate),
-		fmt.Sprintf("%.0f/s raw etcd puts (%.0f%%); upstream kube-apiserver 240-276/s", etcdRate, 100*svcRate/etcdRate), "≥ 480/s")
-	add(fmt.Sprintf("configmap creates/s, %d client-go workers", *workers), fmt.Sprintf("%.0f/s", cmRate),
-		fmt.Sprintf("%.0f/s raw etcd puts (%.0f%%)", etcdRate, 100*cmRate/etcdRate), "≥ 480/s")
-
-	fmt.Fprintln(os.Stderr, "mutating latency")
-	p50, p99 := latency(*clients, *perClient, func(cl, i int) error {
-		name := fmt.Sprintf("lat-%02d", cl)
-		if i == 0 {
-			_, err := c.CoreV1().ConfigMaps("tp").Create(ctx, benchConfigMap(name), metav1.CreateOptions{})
-			return err
-		}
-		cm := benchConfigMap(name)
-		cm.Data["n"] = fmt.Sprint(i)
-		_, err := c.CoreV1().ConfigMaps("tp").Update(ctx, cm, metav1.UpdateOptions{})
-		return err
-	})
-	e50, e99 := latency(*clients, *perClient, func(cl, i int) error {
-		_, err := ec.Put(ctx, fmt.Sprintf("/bench/lat/%02d", cl), fmt.Sprint(i)+value)
-		return err
-	})
-	add(fmt.Sprintf("mutating latency p50 / p99, %d clients", *clients), ms(p50)+" / "+ms(p99), ms(e50)+" / "+ms(e99)+" (raw etcd puts)", "p99 < 100 ms")
-
-	fmt.Println()
-	fmt.Printf("| %s | %s | %s | %s |\n", "metric", "portal", "baseline (same run)", "goal")
-	fmt.Println("|---|---|---|---|")
-	for _, r := range rows {
-		fmt.Printf("| %s | %s | %s | %s |\n", r.metric, r.portal, r.baseline, r.goal)
+	if o.n < 1 || o.creates < 1 || o.workers < 1 || o.clients < 1 || o.ops < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -n, -creates, -workers, -clients and -ops must be positive")
+		os.Exit(2)
 	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	rows, err := run(ctx, o)
+	stop()
+	if len(rows) > 0 {
+		fmt.Println()
+		renderTable(os.Stdout, rows)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// bench carries one run's server, clients and results.
+type bench struct {
+	o    options
+	srv  *server
+	kc   kubernetes.Interface
+	ec   *clientv3.Client
+	rows []row
+}
+
+func (b *bench) add(metric, portal, baseline, goal string) {
+	b.rows = append(b.rows, row{metric, portal, baseline, goal})
+	fmt.Fprintf(os.Stderr, "  %s: %s | %s | %s\n", metric, portal, cell(baseline), cell(goal))
+}
+
+// run does every measurement in order and returns the rows so far, also
+// on error; the server and temp dir are gone when it returns.
+func run(ctx context.Context, o options) ([]row, error) {
+	abs, err := filepath.Abs(o.portal)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("portal binary: %w (run make build)", err)
+	}
+	dir, err := os.MkdirTemp("", "portal-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	p, err := netutil.FreeLoopbackPorts(3)
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{o: o, srv: &server{bin: abs, dir: filepath.Join(dir, "data"), port: p[0], etcd: p[1], peer: p[2]}}
+	defer b.srv.stop()
+
+	steps := []struct {
+		name string
+		fn   func(context.Context, string) error
+	}{
+		{"start-up", b.startUp},
+		{"kubectl apply", b.apply},
+		{"create throughput", b.createThroughput},
+		{"mutating latency", b.mutatingLatency},
+	}
+	for _, s := range steps {
+		fmt.Fprintln(os.Stderr, s.name)
+		if err := s.fn(ctx, dir); err != nil {
+			return b.rows, fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	rss, err := b.srv.rssMB()
+	if err != nil {
+		return b.rows, err
+	}
+	b.add("RSS after all loads", mb(rss), "", "")
+	if b.ec != nil {
+		b.ec.Close()
+	}
+	return b.rows, nil
+}
+
+func (b *bench) startUp(ctx context.Context, dir string) error {
+	cold, err := b.srv.start(ctx, b.o.startLimit)
+	if err != nil {
+		return fmt.Errorf("cold start: %w", err)
+	}
+	time.Sleep(2 * time.Second) // let start-up garbage be collected
+	idle, err := b.srv.rssMB()
+	if err != nil {
+		return err
+	}
+	b.srv.stop()
+	warm, err := b.srv.start(ctx, b.o.startLimit)
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	etcdCold, etcdWarm, err := etcdAloneStart(ctx, filepath.Join(dir, "etcd-alone"))
+	if err != nil {
+		return fmt.Errorf("etcd-alone baseline: %w", err)
+	}
+	b.add("start → first 200 on /readyz, cold data dir", ms(cold), ms(etcdCold)+" embedded etcd alone, fresh dir (in-process, no exec)",
+		"< 1 s: "+verdict(cold < time.Second))
+	b.add("start → first 200 on /readyz, restart", ms(warm), ms(etcdWarm)+" embedded etcd alone, restart",
+		"< 1 s: "+verdict(warm < time.Second))
+	b.add("idle RSS 2 s after start", mb(idle), "", "< 150 MB: "+verdict(idle < 150))
+	if b.kc, err = b.srv.client(30 * time.Second); err != nil {
+		return err
+	}
+	if b.ec, err = b.srv.etcdClient(); err != nil {
+		return err
+	}
+	return nil
 }
 
 // etcdAloneStart is the floor under portal's start: the same embedded
-// etcd, started by portal's storage package on a fresh data dir.
-func etcdAloneStart() time.Duration {
-	dir, err := os.MkdirTemp("", "portal-bench-etcd-")
-	must(err)
-	defer os.RemoveAll(dir)
-	p := freePorts(2)
-	t0 := time.Now()
-	b, err := storage.Start(context.Background(), storage.Config{DataDir: dir,
-		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", p[0]), PeerURL: fmt.Sprintf("http://127.0.0.1:%d", p[1]), Logger: zap.NewNop()})
-	must(err)
-	d := time.Since(t0)
-	must(b.Close())
-	return d
-}
-
-func runtimeSettle() { time.Sleep(2 * time.Second) }
-
-func writeManifests(svcFile, cmFile string, n int) {
-	var sb, cb strings.Builder
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&sb, "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: bench-%04d\nspec:\n  selector:\n    app: bench-%04d\n  ports:\n  - port: 80\n    targetPort: 8080\n", i, i)
-		fmt.Fprintf(&cb, "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench-%04d\ndata:\n  app: bench-%04d\n", i, i)
-	}
-	must(os.WriteFile(svcFile, []byte(sb.String()), 0o600))
-	must(os.WriteFile(cmFile, []byte(cb.String()), 0o600))
-}
-
-func kubectlApply(s *server, file string) time.Duration {
-	cmd := exec.Command(*portalBin, "kubectl", "apply", "-f", file)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(s.dir, "kubeconfig"))
-	t0 := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fail("kubectl apply: %v\n%s", err, lastLines(string(out), 5))
-	}
-	return time.Since(t0)
-}
-
-func benchService(name string) *corev1.Service {
-	return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{
-		Selector: map[string]string{"app": name},
-		Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
-	}}
-}
-
-func benchConfigMap(name string) *corev1.ConfigMap {
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"app": name, "payload": strings.Repeat("y", 512)}}
-}
-
-// throughput runs n operations on w workers and returns operations/s.
-func throughput(n, w int, op func(i int) error, setup func()) float64 {
-	if setup != nil {
-		setup()
-	}
-	var wg sync.WaitGroup
-	next := make(chan int, n)
-	for i := 0; i < n; i++ {
-		next <- i
-	}
-	close(next)
-	var mu sync.Mutex
-	var firstErr error
-	t0 := time.Now()
-	deadline := t0.Add(2 * time.Minute)
-	for k := 0; k < w; k++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if time.Now().After(deadline) {
-					return
-				}
-				if err := op(i); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		fail("throughput run: %v", firstErr)
-	}
-	return float64(n) / time.Since(t0).Seconds()
-}
-
-// latency runs ops sequential mutations on each of c concurrent clients
-// and returns the p50 and p99 of all request latencies.
-func latency(c, ops int, op func(client, i int) error) (time.Duration, time.Duration) {
-	var mu sync.Mutex
-	var all []time.Duration
-	var wg sync.WaitGroup
-	for k := 0; k < c; k++ {
-		wg.Add(1)
-		go func(k int) {
-			defer wg.Done()
-			for i := 0; i < ops; i++ {
-				t0 := time.Now()
-				if err := op(k, i); err != nil {
-					fail("latency run: %v", err)
-				}
-				d := time.Since(t0)
-				mu.Lock()
-				all = append(all, d)
-				mu.Unlock()
-			}
-		}(k)
-	}
-	wg.Wait()
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return all[len(all)/2], all[len(all)*99/100]
-}
-
-func ms(d time.Duration) string   { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
-func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}
-
-var cleanupOnFail = func() {}
-
-func fail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
-	cleanupOnFail()
-	os.Exit(1)
-}
-
-func must(err error) {
+// etcd, started through portal's storage package on a fresh dir and then
+// restarted on it.
+func etcdAloneStart(ctx context.Context, dir string) (cold, warm time.Duration, err error) {
+	p, err := netutil.FreeLoopbackPorts(2)
 	if err != nil {
-		fail("%v", err)
+		return 0, 0, err
 	}
+	cfg := storage.Config{DataDir: dir, Logger: zap.NewNop(),
+		ClientURL: fmt.Sprintf("http://127.0.0.1:%d", p[0]), PeerURL: fmt.Sprintf("http://127.0.0.1:%d", p[1])}
+	var d [2]time.Duration
+	for i := range d {
+		t0 := time.Now()
+		be, err := storage.Start(ctx, cfg)
+		if err != nil {
+			return 0, 0, err
+		}
+		d[i] = time.Since(t0)
+		if err := be.Close(); err != nil {
+			return 0, 0, err
+		}
+	}
+	return d[0], d[1], nil
+}
+
+func (b *bench) apply(ctx context.Context, dir string) error {
+	svcFile, cmFile := filepath.Join(dir, "services.yaml"), filepath.Join(dir, "configmaps.yaml")
+	if err := os.WriteFile(svcFile, []byte(manifest("Service", b.o.n)), 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(cmFile, []byte(manifest("ConfigMap", b.o.n)), 0o600); err != nil {
+		return err
+	}
+	before, err := b.srv.rssMB()
+	if err != nil {
+		return err
+	}
+	svc, err := b.srv.kubectlApply(ctx, svcFile, b.o.limit)
+	if err != nil {
+		return err
+	}
+	list, err := b.kc.CoreV1().Services(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing services: %w", err)
+	}
+	if got := len(list.Items); got < b.o.n {
+		return fmt.Errorf("after apply: %d services, want at least %d", got, b.o.n)
+	}
+	time.Sleep(2 * time.Second)
+	loaded, err := b.srv.rssMB()
+	if err != nil {
+		return err
+	}
+	cm, err := b.srv.kubectlApply(ctx, cmFile, b.o.limit)
+	if err != nil {
+		return err
+	}
+	b.add(fmt.Sprintf("kubectl apply -f of %d services, one file (wall)", b.o.n), secs(svc),
+		fmt.Sprintf("%s for %d configmaps (no IP allocation)", secs(cm), b.o.n), "")
+	b.add(fmt.Sprintf("RSS with %d services", b.o.n), mb(loaded), mb(before)+" before the apply", "")
+	return nil
+}
+
+func (b *bench) createThroughput(ctx context.Context, _ string) error {
+	const ns = "tp"
+	if _, err := b.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating namespace: %w", err)
+	}
+	kinds := []struct {
+		kind, resource string
+		create         func(ctx context.Context, name string) error
+	}{
+		{"service", "services", func(ctx context.Context, name string) error {
+			_, err := b.kc.CoreV1().Services(ns).Create(ctx, benchService(name), metav1.CreateOptions{})
+			return err
+		}},
+		{"configmap", "configmaps", func(ctx context.Context, name string) error {
+			_, err := b.kc.CoreV1().ConfigMaps(ns).Create(ctx, benchConfigMap(name), metav1.CreateOptions{})
+			return err
+		}},
+	}
+	for _, k := range kinds {
+		r, err := throughput(ctx, b.o.creates, b.o.workers, b.o.limit, func(ctx context.Context, i int) error {
+			return k.create(ctx, fmt.Sprintf("tp-%05d", i))
+		})
+		if err != nil {
+			return fmt.Errorf("%s creates: %w", k.kind, err)
+		}
+		// Raw Puts of values as large as what the server stored for
+		// this kind, right after it, into the same etcd.
+		size, err := storedSize(ctx, b.ec, k.resource, ns, "tp-00000")
+		if err != nil {
+			return err
+		}
+		value := strings.Repeat("x", size)
+		e, err := throughput(ctx, b.o.creates, b.o.workers, b.o.limit, func(ctx context.Context, i int) error {
+			_, err := b.ec.Put(ctx, fmt.Sprintf("/bench/raw/%s/%05d", k.resource, i), value)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("raw etcd puts: %w", err)
+		}
+		b.add(fmt.Sprintf("%s creates/s, %d client-go workers, %d objects", k.kind, b.o.workers, b.o.creates),
+			rateCell(r, b.o.creates), throughputBaseline(r.rate(), e.rate(), size), throughputGoal(r.rate()))
+	}
+	return nil
+}
+
+// storedSize returns the size of the value the server stored for one
+// object, found by findKey so the registry's exact prefix is not assumed.
+func storedSize(ctx context.Context, ec *clientv3.Client, resource, ns, name string) (int, error) {
+	keys, err := ec.Get(ctx, "/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return 0, fmt.Errorf("listing etcd keys: %w", err)
+	}
+	all := make([]string, 0, len(keys.Kvs))
+	for _, kv := range keys.Kvs {
+		all = append(all, string(kv.Key))
+	}
+	key := findKey(all, resource, ns, name)
+	if key == "" {
+		return 0, fmt.Errorf("no etcd key for %s %s/%s", resource, ns, name)
+	}
+	v, err := ec.Get(ctx, key)
+	if err != nil || len(v.Kvs) != 1 {
+		return 0, errors.Join(fmt.Errorf("reading %s", key), err)
+	}
+	return len(v.Kvs[0].Value), nil
+}
+
+// findKey returns the key of resource ns/name: ".../resource/ns/name", or
+// ".../resource/specs/ns/name" as Kubernetes lays out services; "" when
+// none.
+func findKey(keys []string, resource, ns, name string) string {
+	for _, k := range keys {
+		if strings.HasSuffix(k, "/"+resource+"/"+ns+"/"+name) || strings.HasSuffix(k, "/"+resource+"/specs/"+ns+"/"+name) {
+			return k
+		}
+	}
+	return ""
+}
+
+func (b *bench) mutatingLatency(ctx context.Context, _ string) error {
+	const ns = "lat"
+	if _, err := b.kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating namespace: %w", err)
+	}
+	// Each client creates its own object, then updates it with the
+	// resourceVersion it got back: no conflicts, every request a write.
+	cms := make([]*corev1.ConfigMap, b.o.clients)
+	cmLat, err := latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
+		var err error
+		if i == 0 {
+			cms[c], err = b.kc.CoreV1().ConfigMaps(ns).Create(ctx, benchConfigMap(fmt.Sprintf("lat-%03d", c)), metav1.CreateOptions{})
+			return err
+		}
+		cms[c].Data["n"] = fmt.Sprint(i)
+		cms[c], err = b.kc.CoreV1().ConfigMaps(ns).Update(ctx, cms[c], metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("configmaps: %w", err)
+	}
+	svcs := make([]*corev1.Service, b.o.clients)
+	svcLat, err := latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
+		var err error
+		if i == 0 {
+			svcs[c], err = b.kc.CoreV1().Services(ns).Create(ctx, benchService(fmt.Sprintf("lat-%03d", c)), metav1.CreateOptions{})
+			return err
+		}
+		svcs[c].Labels = map[string]string{"n": fmt.Sprint(i)}
+		svcs[c], err = b.kc.CoreV1().Services(ns).Update(ctx, svcs[c], metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("services: %w", err)
+	}
+	size, err := storedSize(ctx, b.ec, "configmaps", ns, "lat-000")
+	if err != nil {
+		return err
+	}
+	value := strings.Repeat("x", size)
+	etcdLat, err := latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
+		_, err := b.ec.Put(ctx, fmt.Sprintf("/bench/lat/%03d", c), value)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("raw etcd puts: %w", err)
+	}
+	base := fmt.Sprintf("%s raw etcd Put, same pattern", p50p99(etcdLat))
+	for _, l := range []struct {
+		kind string
+		lat  []time.Duration
+	}{{"configmap", cmLat}, {"service", svcLat}} {
+		metric := fmt.Sprintf("%s create+update latency p50 / p99, %d clients × %d", l.kind, b.o.clients, b.o.ops)
+		val := p50p99(l.lat)
+		if len(l.lat) < b.o.clients*b.o.ops {
+			val += fmt.Sprintf(" (time limit: %d of %d)", len(l.lat), b.o.clients*b.o.ops)
+		}
+		b.add(metric, val, base, "p99 < 100 ms: "+verdict(len(l.lat) > 0 && percentile(l.lat, 0.99) < 100*time.Millisecond))
+	}
+	return nil
+}
+
+func p50p99(sorted []time.Duration) string {
+	return ms(percentile(sorted, 0.50)) + " / " + ms(percentile(sorted, 0.99))
 }
