@@ -1,9 +1,7 @@
 package apiserver
 
 import (
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/portal-net/portal/internal/api/core"
@@ -43,8 +41,6 @@ func addDefaulting(s *runtime.Scheme) {
 	defaulter(s, defaults.StatefulSet)
 	defaulter(s, defaults.DaemonSet)
 	defaulter(s, func(t *corev1.PodTemplate) { defaults.PodTemplateSpec(&t.Template) })
-	_ = appsv1.SchemeGroupVersion
-	_ = discoveryv1.SchemeGroupVersion
 }
 
 func serviceDefaults(s *core.Service) {

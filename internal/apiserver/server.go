@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -224,8 +223,6 @@ func nthIP(n *net.IPNet, i int) net.IP {
 	}
 	return ip
 }
-
-var errNotReady = errors.New("not ready")
 
 // waitReady polls fn until it succeeds or ctx ends.
 func waitReady(ctx context.Context, every time.Duration, fn func(context.Context) error) error {

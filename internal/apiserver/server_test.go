@@ -6,10 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,7 +50,9 @@ func freePorts(t *testing.T, n int) []int {
 	return p
 }
 
-func startServer(t *testing.T) *testServer {
+// testConfig is a server config on free loopback ports with a temporary
+// data dir; advertising loopback keeps the kubernetes endpoints unpublished.
+func testConfig(t *testing.T) config.Server {
 	t.Helper()
 	ports := freePorts(t, 3)
 	cfg := config.DefaultServer()
@@ -60,6 +60,12 @@ func startServer(t *testing.T) *testServer {
 	cfg.BindAddress = "127.0.0.1"
 	cfg.AdvertiseAddress = "127.0.0.1"
 	cfg.SecurePort, cfg.EtcdClientPort, cfg.EtcdPeerPort = ports[0], ports[1], ports[2]
+	return cfg
+}
+
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	cfg := testConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, cfg)
 	if err != nil {
@@ -493,18 +499,11 @@ func assertInvalid(t *testing.T, err error, field string) {
 	t.Fatalf("no cause for %s in %v", field, se.ErrStatus.Details.Causes)
 }
 
-var _ = fmt.Sprint
-var _ = os.Getenv
-
 func TestRestartKeepsStateAndBootstraps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	ports := freePorts(t, 3)
-	cfg := config.DefaultServer()
-	cfg.DataDir = t.TempDir()
-	cfg.BindAddress, cfg.AdvertiseAddress = "127.0.0.1", "127.0.0.1"
-	cfg.SecurePort, cfg.EtcdClientPort, cfg.EtcdPeerPort = ports[0], ports[1], ports[2]
+	cfg := testConfig(t)
 	var ip string
 	for round := 0; round < 2; round++ {
 		ctx, cancel := context.WithCancel(context.Background())

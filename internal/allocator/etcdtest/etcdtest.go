@@ -1,8 +1,9 @@
 package etcdtest
 
 import (
+	"github.com/portal-net/portal/internal/netutil"
+
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"testing"
@@ -36,7 +37,7 @@ func Start(t testing.TB) (*clientv3.Client, []string) {
 }
 
 func start(t testing.TB) (*clientv3.Client, []string, error) {
-	ports, err := freePorts(2)
+	ports, err := netutil.FreeLoopbackPorts(2)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -92,23 +93,4 @@ func start(t testing.TB) (*clientv3.Client, []string, error) {
 		e.Close()
 	})
 	return cli, endpoints, nil
-}
-
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

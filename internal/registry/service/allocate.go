@@ -124,7 +124,7 @@ func (a *Allocators) allocate(ctx context.Context, owner allocator.Owner, spec *
 			}
 			if err := a.checkOrAllocateIP(ctx, owner, ip, dryRun); err != nil {
 				errs = append(errs, field.Invalid(specPath.Child("clusterIPs").Index(0), spec.ClusterIPs,
-					fmt.Sprintf("failed to allocate IP %s: %s", ip, allocErrorText(err))))
+					fmt.Sprintf("failed to allocate IP %s: %s", ip, err.Error())))
 				break
 			}
 			if !dryRun {
@@ -152,7 +152,7 @@ func (a *Allocators) allocate(ctx context.Context, owner allocator.Owner, spec *
 				return want, nil
 			}
 			if err := a.Ports.Allocate(ctx, owner, int(want)); err != nil {
-				return 0, field.Invalid(path, want, allocErrorText(err))
+				return 0, field.Invalid(path, want, err.Error())
 			}
 			t.ports = append(t.ports, int(want))
 			taken[int(want)] = true
@@ -203,10 +203,6 @@ func (a *Allocators) checkOrAllocateIP(ctx context.Context, owner allocator.Owne
 	}
 	return a.IPs.Allocate(ctx, owner, ip)
 }
-
-// allocErrorText is the allocator's message, which already uses
-// Kubernetes' wording ("provided port is already allocated", ranges named).
-func allocErrorText(err error) string { return err.Error() }
 
 // release gives back everything in h.
 func (a *Allocators) release(ctx context.Context, h holdings) {

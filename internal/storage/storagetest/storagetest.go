@@ -3,10 +3,11 @@
 package storagetest
 
 import (
+	"github.com/portal-net/portal/internal/netutil"
+
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"syscall"
 	"testing"
 
@@ -22,21 +23,13 @@ const attempts = 5
 // FreeURLs returns n distinct http://127.0.0.1:<port> URLs whose ports were
 // free a moment ago.
 func FreeURLs(n int) ([]string, error) {
-	var urls []string
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			_ = l.Close()
-		}
-	}()
-	// Hold every listener until all are chosen so the ports differ.
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("storagetest: pick free port: %w", err)
-		}
-		listeners = append(listeners, l)
-		urls = append(urls, "http://"+l.Addr().String())
+	ports, err := netutil.FreeLoopbackPorts(n)
+	if err != nil {
+		return nil, fmt.Errorf("storagetest: pick free port: %w", err)
+	}
+	urls := make([]string, len(ports))
+	for i, p := range ports {
+		urls[i] = fmt.Sprintf("http://127.0.0.1:%d", p)
 	}
 	return urls, nil
 }
