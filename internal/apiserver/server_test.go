@@ -345,6 +345,13 @@ func TestAPIServer(t *testing.T) {
 		if p.Status.Phase != corev1.PodPending || p.Spec.RestartPolicy != corev1.RestartPolicyAlways || p.Spec.DNSPolicy != corev1.DNSClusterFirst {
 			t.Errorf("pod defaults: phase=%s restart=%s dns=%s", p.Status.Phase, p.Spec.RestartPolicy, p.Spec.DNSPolicy)
 		}
+		if tol := p.Spec.Tolerations; len(tol) != 2 || tol[0].Key != corev1.TaintNodeNotReady || tol[1].Key != corev1.TaintNodeUnreachable ||
+			tol[1].TolerationSeconds == nil || *tol[1].TolerationSeconds != 300 {
+			t.Errorf("pod tolerations %+v, want the default 300 s not-ready and unreachable ones", tol)
+		}
+		if p.Spec.Priority == nil || *p.Spec.Priority != 0 {
+			t.Errorf("pod priority %v, want 0", p.Spec.Priority)
+		}
 		b := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "p1"}, Target: corev1.ObjectReference{Kind: "Node", Name: "node-a"}}
 		if err := c.CoreV1().Pods("default").Bind(ctx, b, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	"k8s.io/apiserver/pkg/storage"
 
+	"github.com/portal-net/portal/internal/api/defaults"
 	"github.com/portal-net/portal/internal/api/validation"
 	"github.com/portal-net/portal/internal/registry"
 )
@@ -32,6 +33,11 @@ func Kind(table rest.TableConvertor) *registry.Kind {
 		Table:      table,
 		PrepareForCreate: func(ctx context.Context, obj runtime.Object) {
 			p := obj.(*corev1.Pod)
+			// What kube-apiserver's default admission plugins add: the
+			// 300 s not-ready/unreachable tolerations that bound taint-based
+			// eviction, and priority 0.
+			defaults.DefaultTolerations(p)
+			defaults.DefaultPriority(p)
 			p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(p)}
 		},
 		Validate: func(obj runtime.Object) field.ErrorList { return validation.ValidatePod(obj.(*corev1.Pod)) },
