@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/portal-net/portal/internal/apiserver"
 	"github.com/portal-net/portal/internal/config"
+	"github.com/portal-net/portal/internal/controllermanager"
 )
 
 func bindServerFlags(fs *pflag.FlagSet, c *config.Server) {
@@ -29,12 +31,29 @@ func bindServerFlags(fs *pflag.FlagSet, c *config.Server) {
 	fs.StringVar(&c.ServiceCIDR, "service-cidr", c.ServiceCIDR, "Range of Service ClusterIPs (alias: --service-cluster-ip-range)")
 	fs.StringVar(&c.ServiceCIDR, "service-cluster-ip-range", c.ServiceCIDR, "Same as --service-cidr")
 	fs.StringVar(&c.NodePortRange, "service-node-port-range", c.NodePortRange, "Range of NodePorts")
-	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "Range of pod IPs, split into a /24 per node")
+	bindControllerFlags(fs, &c.Controllers)
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of the cluster")
 	fs.StringVar(&c.KubeconfigPath, "write-kubeconfig", c.KubeconfigPath, "Where to write the admin kubeconfig (default <data-dir>/kubeconfig)")
 	fs.DurationVar(&c.RepairInterval, "allocation-repair-interval", c.RepairInterval, "How often IP and port allocations are reconciled with the stored services")
 	fs.DurationVar(&c.RepairMinAge, "allocation-repair-min-age", c.RepairMinAge, "Minimum age of an unclaimed allocation before repair releases it")
 	_ = fs.MarkHidden("service-cluster-ip-range")
+}
+
+func bindControllerFlags(fs *pflag.FlagSet, c *config.Controllers) {
+	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "Range of pod IPs, split into one pod CIDR per node")
+	fs.IntVar(&c.NodeCIDRMaskSize, "node-cidr-mask-size", c.NodeCIDRMaskSize, "Prefix length of each node's pod CIDR")
+	fs.BoolVar(&c.Disabled, "disable-controllers", c.Disabled, "Run the API only: no controller manager and no scheduler")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "Elect one active controller manager among servers sharing etcd (Lease kube-system/<--leader-elect-lease-name>)")
+	fs.StringVar(&c.LeaseName, "leader-elect-lease-name", c.LeaseName, "Name of the leader-election Lease in kube-system")
+	fs.DurationVar(&c.LeaseDuration, "leader-elect-lease-duration", c.LeaseDuration, "How long a leader's Lease is honoured without renewal")
+	fs.DurationVar(&c.RenewDeadline, "leader-elect-renew-deadline", c.RenewDeadline, "How long the leader retries renewing before it gives up leadership")
+	fs.DurationVar(&c.RetryPeriod, "leader-elect-retry-period", c.RetryPeriod, "How often candidates try to acquire or renew the Lease")
+	fs.IntVar(&c.Workers, "concurrent-syncs", c.Workers, "Workers per controller")
+	fs.IntVar(&c.MaxEndpointsPerSlice, "max-endpoints-per-slice", c.MaxEndpointsPerSlice, "Maximum endpoints in one EndpointSlice")
+	fs.DurationVar(&c.EndpointUpdatesBatchPeriod, "endpoint-updates-batch-period", c.EndpointUpdatesBatchPeriod, "Delay that coalesces pod-driven endpoint updates (0: none)")
+	fs.DurationVar(&c.NodeMonitorGracePeriod, "node-monitor-grace-period", c.NodeMonitorGracePeriod, "A node not heard from for this long is marked NotReady")
+	fs.DurationVar(&c.NodeMonitorPeriod, "node-monitor-period", c.NodeMonitorPeriod, "How often node health is checked")
+	fs.DurationVar(&c.NodeStartupGracePeriod, "node-startup-grace-period", c.NodeStartupGracePeriod, "Grace for a newly registered node before it is marked NotReady")
 }
 
 func newServerCommand() *cobra.Command {
@@ -53,26 +72,64 @@ func newServerCommand() *cobra.Command {
 }
 
 // runServer starts the API server, writes the admin kubeconfig once it is
-// ready, calls onReady and serves until ctx ends.
+// ready, starts the controller manager, calls onReady and serves until ctx
+// ends. On shutdown the controllers stop first (releasing their Lease so
+// another server takes over at once), then the API server.
 func runServer(ctx context.Context, c config.Server, onReady func(*apiserver.Server)) error {
-	srv, err := apiserver.New(ctx, c)
+	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAPI()
+	srv, err := apiserver.New(apiCtx, c)
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx) }()
+	go func() { errc <- srv.Run(apiCtx) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-srv.Ready():
+	case <-ctx.Done():
+		stopAPI()
+		return <-errc
 	}
 	if err := srv.AdminKubeconfig(c.Kubeconfig()); err != nil {
+		stopAPI()
+		<-errc
 		return fmt.Errorf("writing kubeconfig: %w", err)
 	}
 	klog.InfoS("API server ready", "url", srv.URL(), "kubeconfig", c.Kubeconfig())
+
+	cmDone := make(chan struct{})
+	if c.Controllers.Disabled {
+		close(cmDone)
+	} else {
+		cm, err := controllermanager.New(srv.LoopbackConfig(), c.Controllers)
+		if err != nil {
+			stopAPI()
+			<-errc
+			return err
+		}
+		go func() {
+			defer close(cmDone)
+			if err := cm.Run(ctx); err != nil {
+				klog.ErrorS(err, "Controller manager stopped")
+			}
+		}()
+	}
 	if onReady != nil {
 		onReady(srv)
 	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case <-cmDone:
+	case <-time.After(10 * time.Second):
+		klog.InfoS("Controllers did not stop within 10s; stopping the API server anyway")
+	}
+	stopAPI()
 	return <-errc
 }
 

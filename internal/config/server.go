@@ -38,8 +38,10 @@ type Server struct {
 
 	ServiceCIDR   string
 	NodePortRange string
-	ClusterCIDR   string
 	ClusterDomain string
+
+	// Controllers configures the controller manager and scheduler.
+	Controllers Controllers
 
 	// KubeconfigPath is where the admin kubeconfig is written.
 	KubeconfigPath string
@@ -66,7 +68,7 @@ func DefaultServer() Server {
 		EtcdPeerPort:   2380,
 		ServiceCIDR:    "10.0.0.0/24",
 		NodePortRange:  "30000-32767",
-		ClusterCIDR:    "10.42.0.0/16",
+		Controllers:    DefaultControllers(),
 		ClusterDomain:  "cluster.local",
 		RepairInterval: 3 * time.Minute,
 		RepairMinAge:   time.Minute,
@@ -96,8 +98,8 @@ func (s *Server) Validate() error {
 	if _, _, err := ParsePortRange(s.NodePortRange); err != nil {
 		errs = append(errs, fmt.Errorf("--service-node-port-range: %w", err))
 	}
-	if _, _, err := net.ParseCIDR(s.ClusterCIDR); err != nil {
-		errs = append(errs, fmt.Errorf("--cluster-cidr: %w", err))
+	if err := s.Controllers.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if s.AdvertiseAddress != "" && net.ParseIP(s.AdvertiseAddress) == nil {
 		errs = append(errs, fmt.Errorf("--advertise-address %q is not an IP", s.AdvertiseAddress))
