@@ -41,7 +41,7 @@ type server struct {
 	port, etcdPort, peerPort int
 	extra                    []string
 	cmd                      *exec.Cmd
-	log                      *bytes.Buffer
+	log                      *logBuffer
 	done                     chan struct{}
 }
 
@@ -69,7 +69,7 @@ func (s *server) start() {
 	args := append([]string{"server", "--data-dir", s.dir, "--bind-address", "127.0.0.1",
 		"--secure-port", fmt.Sprint(s.port), "--etcd-client-port", fmt.Sprint(s.etcdPort),
 		"--etcd-peer-port", fmt.Sprint(s.peerPort)}, s.extra...)
-	s.log = &bytes.Buffer{}
+	s.log = &logBuffer{}
 	s.cmd = exec.Command(*portalBin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
