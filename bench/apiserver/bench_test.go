@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -10,59 +9,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 )
-
-func TestParseVmRSS(t *testing.T) {
-	tests := []struct {
-		name, status string
-		want         int64
-		wantErr      string
-	}{
-		{name: "typical", status: "Name:\tportal\nVmPeak:\t  900000 kB\nVmRSS:\t  117412 kB\nRssAnon:\t 1 kB\n", want: 117412},
-		{name: "missing", status: "Name:\tportal\n", wantErr: "no VmRSS line"},
-		{name: "odd unit", status: "VmRSS:\t 12 MB\n", wantErr: `unexpected VmRSS line "VmRSS:\t 12 MB"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseVmRSS(tt.status)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Fatalf("got %d, %v; want %d", got, err, tt.want)
-			}
-		})
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	hundred := make([]time.Duration, 100)
-	for i := range hundred {
-		hundred[i] = time.Duration(i+1) * time.Millisecond
-	}
-	tests := []struct {
-		name   string
-		sorted []time.Duration
-		q      float64
-		want   time.Duration
-	}{
-		{"empty", nil, 0.99, 0},
-		{"one sample", []time.Duration{7}, 0.5, 7},
-		{"p50 of 100", hundred, 0.5, 50 * time.Millisecond},
-		{"p99 of 100", hundred, 0.99, 99 * time.Millisecond},
-		{"p100 of 100", hundred, 1, 100 * time.Millisecond},
-		{"p99 of 3 is the max", []time.Duration{1, 2, 3}, 0.99, 3},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := percentile(tt.sorted, tt.q); got != tt.want {
-				t.Fatalf("percentile(%v) = %v, want %v", tt.q, got, tt.want)
-			}
-		})
-	}
-}
 
 func TestFindKey(t *testing.T) {
 	keys := []string{
@@ -105,16 +51,6 @@ func TestManifest(t *testing.T) {
 				t.Errorf("%s doc %d = %s %s, want %s %s", kind, i, obj.Kind, obj.Metadata.Name, kind, want)
 			}
 		}
-	}
-}
-
-func TestRenderTable(t *testing.T) {
-	var buf bytes.Buffer
-	renderTable(&buf, []row{{"idle RSS", "114 MB", "", "< 150 MB: met"}, {"a|b", "1", "2", "3"}})
-	want := "| metric | portal | baseline (same run) | goal |\n|---|---|---|---|\n" +
-		"| idle RSS | 114 MB | - | < 150 MB: met |\n| a\\|b | 1 | 2 | 3 |\n"
-	if buf.String() != want {
-		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
 	}
 }
 

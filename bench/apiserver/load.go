@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -97,17 +96,4 @@ func latency(ctx context.Context, c, ops int, limit time.Duration, op func(ctx c
 	wg.Wait()
 	slices.Sort(all)
 	return all, firstErr
-}
-
-// percentile returns the q-quantile (0..1) of sorted by the nearest-rank
-// method, or 0 for no samples.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	// The epsilon keeps q*n that is an integer in decimal (0.99*100) from
-	// rounding up to the next rank in binary.
-	rank := int(math.Ceil(q*float64(len(sorted)) - 1e-9))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
 }

@@ -18,6 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/portal-net/portal/bench/internal/portalproc"
+	"github.com/portal-net/portal/bench/internal/report"
+
 	"github.com/portal-net/portal/internal/netutil"
 	"github.com/portal-net/portal/internal/storage"
 )
@@ -54,7 +57,7 @@ func main() {
 	stop()
 	if len(rows) > 0 {
 		fmt.Println()
-		renderTable(os.Stdout, rows)
+		report.Render(os.Stdout, rows)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -64,21 +67,18 @@ func main() {
 
 // bench carries one run's server, clients and results.
 type bench struct {
-	o    options
-	srv  *server
-	kc   kubernetes.Interface
-	ec   *clientv3.Client
-	rows []row
+	o   options
+	srv *portalproc.Server
+	kc  kubernetes.Interface
+	ec  *clientv3.Client
+	out report.Table
 }
 
-func (b *bench) add(metric, portal, baseline, goal string) {
-	b.rows = append(b.rows, row{metric, portal, baseline, goal})
-	fmt.Fprintf(os.Stderr, "  %s: %s | %s | %s\n", metric, portal, cell(baseline), cell(goal))
-}
+func (b *bench) add(metric, portal, baseline, goal string) { b.out.Add(metric, portal, baseline, goal) }
 
 // run does every measurement in order and returns the rows so far, also
 // on error; the server and temp dir are gone when it returns.
-func run(ctx context.Context, o options) ([]row, error) {
+func run(ctx context.Context, o options) ([]report.Row, error) {
 	abs, err := filepath.Abs(o.portal)
 	if err != nil {
 		return nil, err
@@ -95,8 +95,11 @@ func run(ctx context.Context, o options) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{o: o, srv: &server{bin: abs, dir: filepath.Join(dir, "data"), port: p[0], etcd: p[1], peer: p[2]}}
-	defer b.srv.stop()
+	b := &bench{o: o, out: report.Table{Live: os.Stderr}, srv: &portalproc.Server{
+		// The API alone, as the upstream baseline is kube-apiserver alone.
+		Process: portalproc.Process{Bin: abs, Args: []string{"--disable-controllers"}},
+		Dir:     filepath.Join(dir, "data"), Port: p[0], Etcd: p[1], Peer: p[2]}}
+	defer b.srv.Stop()
 
 	steps := []struct {
 		name string
@@ -110,32 +113,32 @@ func run(ctx context.Context, o options) ([]row, error) {
 	for _, s := range steps {
 		fmt.Fprintln(os.Stderr, s.name)
 		if err := s.fn(ctx, dir); err != nil {
-			return b.rows, fmt.Errorf("%s: %w", s.name, err)
+			return b.out.Rows, fmt.Errorf("%s: %w", s.name, err)
 		}
 	}
-	rss, err := b.srv.rssMB()
+	rss, err := b.srv.RSSMB()
 	if err != nil {
-		return b.rows, err
+		return b.out.Rows, err
 	}
-	b.add("RSS after all loads", mb(rss), "", "")
+	b.add("RSS after all loads", report.MB(rss), "", "")
 	if b.ec != nil {
 		b.ec.Close()
 	}
-	return b.rows, nil
+	return b.out.Rows, nil
 }
 
 func (b *bench) startUp(ctx context.Context, dir string) error {
-	cold, err := b.srv.start(ctx, b.o.startLimit)
+	cold, err := b.srv.Start(ctx, b.o.startLimit)
 	if err != nil {
 		return fmt.Errorf("cold start: %w", err)
 	}
 	time.Sleep(2 * time.Second) // let start-up garbage be collected
-	idle, err := b.srv.rssMB()
+	idle, err := b.srv.RSSMB()
 	if err != nil {
 		return err
 	}
-	b.srv.stop()
-	warm, err := b.srv.start(ctx, b.o.startLimit)
+	b.srv.Stop()
+	warm, err := b.srv.Start(ctx, b.o.startLimit)
 	if err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
@@ -143,15 +146,15 @@ func (b *bench) startUp(ctx context.Context, dir string) error {
 	if err != nil {
 		return fmt.Errorf("etcd-alone baseline: %w", err)
 	}
-	b.add("start → first 200 on /readyz, cold data dir", ms(cold), ms(etcdCold)+" embedded etcd alone, fresh dir (in-process, no exec)",
-		"< 1 s: "+verdict(cold < time.Second))
-	b.add("start → first 200 on /readyz, restart", ms(warm), ms(etcdWarm)+" embedded etcd alone, restart",
-		"< 1 s: "+verdict(warm < time.Second))
-	b.add("idle RSS 2 s after start", mb(idle), "", "< 150 MB: "+verdict(idle < 150))
-	if b.kc, err = b.srv.client(30 * time.Second); err != nil {
+	b.add("start → first 200 on /readyz, cold data dir", report.MS(cold), report.MS(etcdCold)+" embedded etcd alone, fresh dir (in-process, no exec)",
+		"< 1 s: "+report.Verdict(cold < time.Second))
+	b.add("start → first 200 on /readyz, restart", report.MS(warm), report.MS(etcdWarm)+" embedded etcd alone, restart",
+		"< 1 s: "+report.Verdict(warm < time.Second))
+	b.add("idle RSS 2 s after start", report.MB(idle), "", "< 150 MB: "+report.Verdict(idle < 150))
+	if b.kc, err = b.srv.Client(30 * time.Second); err != nil {
 		return err
 	}
-	if b.ec, err = b.srv.etcdClient(); err != nil {
+	if b.ec, err = b.srv.EtcdClient(); err != nil {
 		return err
 	}
 	return nil
@@ -190,11 +193,11 @@ func (b *bench) apply(ctx context.Context, dir string) error {
 	if err := os.WriteFile(cmFile, []byte(manifest("ConfigMap", b.o.n)), 0o600); err != nil {
 		return err
 	}
-	before, err := b.srv.rssMB()
+	before, err := b.srv.RSSMB()
 	if err != nil {
 		return err
 	}
-	svc, err := b.srv.kubectlApply(ctx, svcFile, b.o.limit)
+	svc, err := b.srv.KubectlApply(ctx, svcFile, b.o.limit)
 	if err != nil {
 		return err
 	}
@@ -206,17 +209,17 @@ func (b *bench) apply(ctx context.Context, dir string) error {
 		return fmt.Errorf("after apply: %d services, want at least %d", got, b.o.n)
 	}
 	time.Sleep(2 * time.Second)
-	loaded, err := b.srv.rssMB()
+	loaded, err := b.srv.RSSMB()
 	if err != nil {
 		return err
 	}
-	cm, err := b.srv.kubectlApply(ctx, cmFile, b.o.limit)
+	cm, err := b.srv.KubectlApply(ctx, cmFile, b.o.limit)
 	if err != nil {
 		return err
 	}
-	b.add(fmt.Sprintf("kubectl apply -f of %d services, one file (wall)", b.o.n), secs(svc),
-		fmt.Sprintf("%s for %d configmaps (no IP allocation)", secs(cm), b.o.n), "")
-	b.add(fmt.Sprintf("RSS with %d services", b.o.n), mb(loaded), mb(before)+" before the apply", "")
+	b.add(fmt.Sprintf("kubectl apply -f of %d services, one file (wall)", b.o.n), report.Secs(svc),
+		fmt.Sprintf("%s for %d configmaps (no IP allocation)", report.Secs(cm), b.o.n), "")
+	b.add(fmt.Sprintf("RSS with %d services", b.o.n), report.MB(loaded), report.MB(before)+" before the apply", "")
 	return nil
 }
 
@@ -346,21 +349,17 @@ func (b *bench) mutatingLatency(ctx context.Context, _ string) error {
 	if err != nil {
 		return fmt.Errorf("raw etcd puts: %w", err)
 	}
-	base := fmt.Sprintf("%s raw etcd Put, same pattern", p50p99(etcdLat))
+	base := fmt.Sprintf("%s raw etcd Put, same pattern", report.P50P99(etcdLat))
 	for _, l := range []struct {
 		kind string
 		lat  []time.Duration
 	}{{"configmap", cmLat}, {"service", svcLat}} {
 		metric := fmt.Sprintf("%s create+update latency p50 / p99, %d clients × %d", l.kind, b.o.clients, b.o.ops)
-		val := p50p99(l.lat)
+		val := report.P50P99(l.lat)
 		if len(l.lat) < b.o.clients*b.o.ops {
 			val += fmt.Sprintf(" (time limit: %d of %d)", len(l.lat), b.o.clients*b.o.ops)
 		}
-		b.add(metric, val, base, "p99 < 100 ms: "+verdict(len(l.lat) > 0 && percentile(l.lat, 0.99) < 100*time.Millisecond))
+		b.add(metric, val, base, "p99 < 100 ms: "+report.Verdict(len(l.lat) > 0 && report.Percentile(l.lat, 0.99) < 100*time.Millisecond))
 	}
 	return nil
-}
-
-func p50p99(sorted []time.Duration) string {
-	return ms(percentile(sorted, 0.50)) + " / " + ms(percentile(sorted, 0.99))
 }

@@ -2,53 +2,19 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/portal-net/portal/bench/internal/report"
 )
 
 // Upstream kube-apiserver 1.37 with a separate etcd, creating objects
 // with 16 client-go workers on this class of machine (the figure from the
 // issue; not measured here, see doc.go).
 const upstreamLow, upstreamHigh = 240.0, 276.0
-
-// row is one line of the results table.
-type row struct{ metric, portal, baseline, goal string }
-
-// renderTable writes rows as a Markdown table.
-func renderTable(w io.Writer, rows []row) {
-	fmt.Fprintln(w, "| metric | portal | baseline (same run) | goal |")
-	fmt.Fprintln(w, "|---|---|---|---|")
-	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", cell(r.metric), cell(r.portal), cell(r.baseline), cell(r.goal))
-	}
-}
-
-func cell(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return strings.ReplaceAll(s, "|", `\|`)
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
-
-func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-func mb(v float64) string { return fmt.Sprintf("%.0f MB", v) }
-
-// verdict marks a figure against its goal, so a reader of the table does
-// not have to compare numbers by eye.
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
-}
 
 // rateCell formats a throughput run, noting when the time limit cut it
 // short (its rate is then still what was achieved, over fewer objects).
@@ -72,7 +38,7 @@ func throughputBaseline(rate, etcdRate float64, valueSize int) string {
 }
 
 func throughputGoal(rate float64) string {
-	return fmt.Sprintf("≥ 2× upstream (≥ %.0f/s): %s", 2*upstreamHigh, verdict(rate >= 2*upstreamHigh))
+	return fmt.Sprintf("≥ 2× upstream (≥ %.0f/s): %s", 2*upstreamHigh, report.Verdict(rate >= 2*upstreamHigh))
 }
 
 // manifest returns one multi-document YAML file of n objects of kind

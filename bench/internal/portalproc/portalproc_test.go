@@ -1,0 +1,46 @@
+package portalproc
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseVmRSS(t *testing.T) {
+	tests := []struct {
+		name, status string
+		want         int64
+		wantErr      string
+	}{
+		{name: "typical", status: "Name:\tportal\nVmPeak:\t  900000 kB\nVmRSS:\t  117412 kB\nRssAnon:\t 1 kB\n", want: 117412},
+		{name: "missing", status: "Name:\tportal\n", wantErr: "no VmRSS line"},
+		{name: "odd unit", status: "VmRSS:\t 12 MB\n", wantErr: `unexpected VmRSS line "VmRSS:\t 12 MB"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseVmRSS(tt.status)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// Fields 14 and 15 (utime, stime) are 150 and 50 ticks; the name holds
+	// a space and a parenthesis.
+	stat := "4242 (portal (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 150 50 0 0 20 0 12 0 100 0 0"
+	got, err := ParseStatCPU(stat)
+	if err != nil || got != 2*time.Second {
+		t.Fatalf("got %v, %v; want 2s", got, err)
+	}
+	if _, err := ParseStatCPU("garbage"); err == nil {
+		t.Error("malformed line accepted")
+	}
+}
