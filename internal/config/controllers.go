@@ -21,6 +21,10 @@ type Controllers struct {
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
 
+	// MetricsBindAddress, when set, serves Prometheus metrics (workqueue
+	// depth, adds, latency per controller) and /healthz over plain HTTP.
+	MetricsBindAddress string
+
 	// Workers per controller loop.
 	Workers int
 

@@ -65,6 +65,11 @@ func (m *Manager) Leading() bool { return m.leading.Load() }
 func (m *Manager) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithName("controller-manager")
 	ctx = klog.NewContext(ctx, logger)
+	if m.cfg.MetricsBindAddress != "" {
+		if err := m.serveMetrics(ctx, m.cfg.MetricsBindAddress); err != nil {
+			return fmt.Errorf("controller metrics: %w", err)
+		}
+	}
 	if !m.cfg.LeaderElect {
 		m.lead(ctx)
 		return nil
