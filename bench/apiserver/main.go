@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/portal-net/portal/bench/internal/load"
 	"github.com/portal-net/portal/bench/internal/portalproc"
 	"github.com/portal-net/portal/bench/internal/report"
 
@@ -242,7 +243,7 @@ func (b *bench) createThroughput(ctx context.Context, _ string) error {
 		}},
 	}
 	for _, k := range kinds {
-		r, err := throughput(ctx, b.o.creates, b.o.workers, b.o.limit, func(ctx context.Context, i int) error {
+		r, err := load.Throughput(ctx, b.o.creates, b.o.workers, b.o.limit, func(ctx context.Context, i int) error {
 			return k.create(ctx, fmt.Sprintf("tp-%05d", i))
 		})
 		if err != nil {
@@ -255,7 +256,7 @@ func (b *bench) createThroughput(ctx context.Context, _ string) error {
 			return err
 		}
 		value := strings.Repeat("x", size)
-		e, err := throughput(ctx, b.o.creates, b.o.workers, b.o.limit, func(ctx context.Context, i int) error {
+		e, err := load.Throughput(ctx, b.o.creates, b.o.workers, b.o.limit, func(ctx context.Context, i int) error {
 			_, err := b.ec.Put(ctx, fmt.Sprintf("/bench/raw/%s/%05d", k.resource, i), value)
 			return err
 		})
@@ -263,7 +264,7 @@ func (b *bench) createThroughput(ctx context.Context, _ string) error {
 			return fmt.Errorf("raw etcd puts: %w", err)
 		}
 		b.add(fmt.Sprintf("%s creates/s, %d client-go workers, %d objects", k.kind, b.o.workers, b.o.creates),
-			rateCell(r, b.o.creates), throughputBaseline(r.rate(), e.rate(), size), throughputGoal(r.rate()))
+			rateCell(r, b.o.creates), throughputBaseline(r.Rate(), e.Rate(), size), throughputGoal(r.Rate()))
 	}
 	return nil
 }
@@ -310,7 +311,7 @@ func (b *bench) mutatingLatency(ctx context.Context, _ string) error {
 	// Each client creates its own object, then updates it with the
 	// resourceVersion it got back: no conflicts, every request a write.
 	cms := make([]*corev1.ConfigMap, b.o.clients)
-	cmLat, err := latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
+	cmLat, err := load.Latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
 		var err error
 		if i == 0 {
 			cms[c], err = b.kc.CoreV1().ConfigMaps(ns).Create(ctx, benchConfigMap(fmt.Sprintf("lat-%03d", c)), metav1.CreateOptions{})
@@ -324,7 +325,7 @@ func (b *bench) mutatingLatency(ctx context.Context, _ string) error {
 		return fmt.Errorf("configmaps: %w", err)
 	}
 	svcs := make([]*corev1.Service, b.o.clients)
-	svcLat, err := latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
+	svcLat, err := load.Latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
 		var err error
 		if i == 0 {
 			svcs[c], err = b.kc.CoreV1().Services(ns).Create(ctx, benchService(fmt.Sprintf("lat-%03d", c)), metav1.CreateOptions{})
@@ -342,7 +343,7 @@ func (b *bench) mutatingLatency(ctx context.Context, _ string) error {
 		return err
 	}
 	value := strings.Repeat("x", size)
-	etcdLat, err := latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
+	etcdLat, err := load.Latency(ctx, b.o.clients, b.o.ops, b.o.limit, func(ctx context.Context, c, i int) error {
 		_, err := b.ec.Put(ctx, fmt.Sprintf("/bench/lat/%03d", c), value)
 		return err
 	})

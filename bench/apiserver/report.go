@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/portal-net/portal/bench/internal/load"
 	"github.com/portal-net/portal/bench/internal/report"
 )
 
@@ -18,10 +19,10 @@ const upstreamLow, upstreamHigh = 240.0, 276.0
 
 // rateCell formats a throughput run, noting when the time limit cut it
 // short (its rate is then still what was achieved, over fewer objects).
-func rateCell(r throughputResult, n int) string {
-	s := fmt.Sprintf("%.0f/s", r.rate())
-	if r.done < n {
-		s += fmt.Sprintf(" (time limit: %d of %d)", r.done, n)
+func rateCell(r load.Result, n int) string {
+	s := fmt.Sprintf("%.0f/s", r.Rate())
+	if r.Done < n {
+		s += fmt.Sprintf(" (time limit: %d of %d)", r.Done, n)
 	}
 	return s
 }

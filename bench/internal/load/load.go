@@ -1,4 +1,6 @@
-package main
+// Package load runs bounded benchmark loads: a fixed number of operations
+// on concurrent workers, stopped by a time limit and by the first error.
+package load
 
 import (
 	"context"
@@ -9,23 +11,24 @@ import (
 	"time"
 )
 
-// throughputResult is one bounded throughput run.
-type throughputResult struct {
-	done    int // operations that succeeded
-	elapsed time.Duration
+// Result is one bounded throughput run.
+type Result struct {
+	Done    int // operations that succeeded
+	Elapsed time.Duration
 }
 
-func (r throughputResult) rate() float64 {
-	if r.elapsed <= 0 {
+// Rate is successful operations per second.
+func (r Result) Rate() float64 {
+	if r.Elapsed <= 0 {
 		return 0
 	}
-	return float64(r.done) / r.elapsed.Seconds()
+	return float64(r.Done) / r.Elapsed.Seconds()
 }
 
-// throughput runs op for i in [0,n) on w workers until all are done or
+// Throughput runs op for i in [0,n) on w workers until all are done or
 // limit has passed, whichever comes first. The first error stops the run
 // and is returned, so a broken server is reported rather than timed.
-func throughput(ctx context.Context, n, w int, limit time.Duration, op func(ctx context.Context, i int) error) (throughputResult, error) {
+func Throughput(ctx context.Context, n, w int, limit time.Duration, op func(ctx context.Context, i int) error) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var (
@@ -56,12 +59,12 @@ func throughput(ctx context.Context, n, w int, limit time.Duration, op func(ctx 
 		}()
 	}
 	wg.Wait()
-	return throughputResult{done: int(done.Load()), elapsed: time.Since(t0)}, firstErr
+	return Result{Done: int(done.Load()), Elapsed: time.Since(t0)}, firstErr
 }
 
-// latency runs, on each of c concurrent clients, ops sequential calls of
+// Latency runs, on each of c concurrent clients, ops sequential calls of
 // op (or fewer if limit passes) and returns every call's latency, sorted.
-func latency(ctx context.Context, c, ops int, limit time.Duration, op func(ctx context.Context, client, i int) error) ([]time.Duration, error) {
+func Latency(ctx context.Context, c, ops int, limit time.Duration, op func(ctx context.Context, client, i int) error) ([]time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var (
