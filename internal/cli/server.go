@@ -48,7 +48,7 @@ func bindControllerFlags(fs *pflag.FlagSet, c *config.Controllers) {
 	fs.DurationVar(&c.LeaseDuration, "leader-elect-lease-duration", c.LeaseDuration, "How long a leader's Lease is honoured without renewal")
 	fs.DurationVar(&c.RenewDeadline, "leader-elect-renew-deadline", c.RenewDeadline, "How long the leader retries renewing before it gives up leadership")
 	fs.DurationVar(&c.RetryPeriod, "leader-elect-retry-period", c.RetryPeriod, "How often candidates try to acquire or renew the Lease")
-	fs.StringVar(&c.MetricsBindAddress, "controller-metrics-bind-address", c.MetricsBindAddress, "host:port serving the controllers' Prometheus metrics and /healthz over HTTP (empty: off)")
+	fs.StringVar(&c.MetricsBindAddress, "controller-metrics-bind-address", c.MetricsBindAddress, "host:port serving the controllers' Prometheus metrics, /healthz and /debug/pprof over HTTP (empty: off)")
 	fs.IntVar(&c.Workers, "concurrent-syncs", c.Workers, "Workers per controller")
 	fs.IntVar(&c.MaxEndpointsPerSlice, "max-endpoints-per-slice", c.MaxEndpointsPerSlice, "Maximum endpoints in one EndpointSlice")
 	fs.DurationVar(&c.EndpointUpdatesBatchPeriod, "endpoint-updates-batch-period", c.EndpointUpdatesBatchPeriod, "Delay that coalesces pod-driven endpoint updates (0: none)")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"k8s.io/component-base/metrics/legacyregistry"
@@ -14,7 +15,8 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// serveMetrics serves /metrics and /healthz on addr until ctx ends.
+// serveMetrics serves /metrics, /healthz, /leader and /debug/pprof on addr
+// until ctx ends.
 func (m *Manager) serveMetrics(ctx context.Context, addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -22,6 +24,8 @@ func (m *Manager) serveMetrics(ctx context.Context, addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", legacyregistry.Handler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/leader", func(w http.ResponseWriter, _ *http.Request) {
 		if m.Leading() {
