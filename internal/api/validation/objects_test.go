@@ -191,6 +191,23 @@ func TestValidateWorkloads(t *testing.T) {
 			e := ValidateStatefulSet(ss)
 			return errKeys(e), e.ToAggregate()
 		}, nil},
+		{"statefulset mounting its volumeClaimTemplate", func() ([]string, error) {
+			t := tpl()
+			t.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "www", MountPath: "/usr/share/nginx/html"}}
+			ss := &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: t, ServiceName: "web",
+				VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{ObjectMeta: metav1.ObjectMeta{Name: "www"}}}}}
+			defaults.StatefulSet(ss)
+			e := ValidateStatefulSet(ss)
+			return errKeys(e), e.ToAggregate()
+		}, nil},
+		{"statefulset mounting an unknown volume", func() ([]string, error) {
+			t := tpl()
+			t.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "nope", MountPath: "/data"}}
+			ss := &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: t, ServiceName: "web"}}
+			defaults.StatefulSet(ss)
+			e := ValidateStatefulSet(ss)
+			return errKeys(e), e.ToAggregate()
+		}, want("Not found spec.template.spec.containers[0].volumeMounts[0].name")},
 		{"statefulset bad policy", func() ([]string, error) {
 			ss := &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: tpl(), PodManagementPolicy: "Random"}}
 			defaults.StatefulSet(ss)

@@ -239,7 +239,25 @@ func ValidateStatefulSet(ss *appsv1.StatefulSet) field.ErrorList {
 			errs = append(errs, field.Invalid(specPath.Child("serviceName"), s.ServiceName, msg))
 		}
 	}
-	return append(errs, validateSelectorAndTemplate(s.Selector, &s.Template, "statefulset", specPath)...)
+	// Containers mount volumeClaimTemplates by name; for the template's
+	// validation they count as volumes, as they do in the pods the
+	// controller creates.
+	tmpl := s.Template.DeepCopy()
+	for _, c := range s.VolumeClaimTemplates {
+		if !hasVolume(tmpl.Spec.Volumes, c.Name) {
+			tmpl.Spec.Volumes = append(tmpl.Spec.Volumes, corev1.Volume{Name: c.Name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		}
+	}
+	return append(errs, validateSelectorAndTemplate(s.Selector, tmpl, "statefulset", specPath)...)
+}
+
+func hasVolume(vols []corev1.Volume, name string) bool {
+	for _, v := range vols {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidateStatefulSetUpdate enforces upstream's short list of mutable
