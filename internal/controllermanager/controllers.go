@@ -6,9 +6,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/portal-net/portal/internal/config"
+	"github.com/portal-net/portal/internal/controller/daemonset"
 	"github.com/portal-net/portal/internal/controller/endpoints"
 	"github.com/portal-net/portal/internal/controller/endpointslice"
 	"github.com/portal-net/portal/internal/controller/endpointslicemirroring"
+	"github.com/portal-net/portal/internal/controller/garbagecollector"
+	"github.com/portal-net/portal/internal/controller/replicaset"
+	"github.com/portal-net/portal/internal/controller/statefulset"
+	"github.com/portal-net/portal/internal/scheduler"
 )
 
 // descriptor names a controller and how to start it. start registers
@@ -36,6 +41,33 @@ var descriptors = []descriptor{
 	{name: "endpointslicemirroring", start: func(c *Context) (func(context.Context), error) {
 		ctl := endpointslicemirroring.New(c.Client, c.Informers, endpointslicemirroring.Options{})
 		return workers(ctl.Run, c.Config.Workers), nil
+	}},
+	{name: "replicaset", start: func(c *Context) (func(context.Context), error) {
+		ctl := replicaset.New(c.Client, c.Informers, c.Recorder("replicaset-controller"), replicaset.Options{})
+		return workers(ctl.Run, c.Config.Workers), nil
+	}},
+	{name: "replicationcontroller", start: func(c *Context) (func(context.Context), error) {
+		ctl := replicaset.NewReplicationController(c.Client, c.Informers, c.Recorder("replication-controller"), replicaset.Options{})
+		return workers(ctl.Run, c.Config.Workers), nil
+	}},
+	{name: "statefulset", start: func(c *Context) (func(context.Context), error) {
+		ctl := statefulset.New(c.Client, c.Informers, c.Recorder("statefulset-controller"), statefulset.Options{})
+		return workers(ctl.Run, c.Config.Workers), nil
+	}},
+	{name: "daemonset", start: func(c *Context) (func(context.Context), error) {
+		ctl := daemonset.New(c.Client, c.Informers, c.Recorder("daemonset-controller"), daemonset.Options{})
+		return workers(ctl.Run, c.Config.Workers), nil
+	}},
+	{name: "garbagecollector", start: func(c *Context) (func(context.Context), error) {
+		ctl := garbagecollector.New(c.Client, c.Metadata, c.Client.Discovery(), c.Recorder("garbage-collector-controller"), garbagecollector.Options{})
+		return workers(ctl.Run, c.Config.Workers), nil
+	}},
+	// The scheduler's events come from "default-scheduler", as
+	// kube-scheduler's do; it runs one worker so that its view of node usage
+	// stays consistent.
+	{name: "scheduler", start: func(c *Context) (func(context.Context), error) {
+		s := scheduler.New(c.Client, c.Informers, c.Recorder(scheduler.DefaultSchedulerName), scheduler.Options{})
+		return workers(s.Run, 1), nil
 	}},
 }
 
