@@ -163,6 +163,16 @@ func NewNamespaceStorage(table rest.TableConvertor, validate func(*corev1.Namesp
 	if err != nil {
 		return nil, err
 	}
+	// The generic store removes an object on any update once it is being
+	// deleted and has no metadata.finalizers; a Terminating namespace must
+	// survive its status updates until its spec.finalizers are gone too, or
+	// it would vanish while the namespace controller is still emptying it.
+	keep := func(_ context.Context, _ string, obj, _ runtime.Object) bool {
+		n, ok := obj.(*corev1.Namespace)
+		return ok && len(n.Spec.Finalizers) == 0 && len(n.Finalizers) == 0
+	}
+	st.Store.ShouldDeleteDuringUpdate = keep
+	st.Status.store.ShouldDeleteDuringUpdate = keep
 	ns := &NamespaceStore{Store: st.Store}
 	return map[string]rest.Storage{
 		"namespaces":          ns,
