@@ -7,10 +7,14 @@ import (
 
 	"github.com/portal-net/portal/internal/config"
 	"github.com/portal-net/portal/internal/controller/daemonset"
+	"github.com/portal-net/portal/internal/controller/deployment"
 	"github.com/portal-net/portal/internal/controller/endpoints"
 	"github.com/portal-net/portal/internal/controller/endpointslice"
 	"github.com/portal-net/portal/internal/controller/endpointslicemirroring"
 	"github.com/portal-net/portal/internal/controller/garbagecollector"
+	"github.com/portal-net/portal/internal/controller/namespace"
+	"github.com/portal-net/portal/internal/controller/nodeipam"
+	"github.com/portal-net/portal/internal/controller/nodelifecycle"
 	"github.com/portal-net/portal/internal/controller/replicaset"
 	"github.com/portal-net/portal/internal/controller/statefulset"
 	"github.com/portal-net/portal/internal/scheduler"
@@ -50,6 +54,10 @@ var descriptors = []descriptor{
 		ctl := replicaset.NewReplicationController(c.Client, c.Informers, c.Recorder("replication-controller"), replicaset.Options{})
 		return workers(ctl.Run, c.Config.Workers), nil
 	}},
+	{name: "deployment", start: func(c *Context) (func(context.Context), error) {
+		ctl := deployment.New(c.Client, c.Informers, c.Recorder("deployment-controller"), deployment.Options{})
+		return workers(ctl.Run, c.Config.Workers), nil
+	}},
 	{name: "statefulset", start: func(c *Context) (func(context.Context), error) {
 		ctl := statefulset.New(c.Client, c.Informers, c.Recorder("statefulset-controller"), statefulset.Options{})
 		return workers(ctl.Run, c.Config.Workers), nil
@@ -60,6 +68,24 @@ var descriptors = []descriptor{
 	}},
 	{name: "garbagecollector", start: func(c *Context) (func(context.Context), error) {
 		ctl := garbagecollector.New(c.Client, c.Metadata, c.Client.Discovery(), c.Recorder("garbage-collector-controller"), garbagecollector.Options{})
+		return workers(ctl.Run, c.Config.Workers), nil
+	}},
+	{name: "namespace", start: func(c *Context) (func(context.Context), error) {
+		ctl := namespace.New(c.Client, c.Metadata, c.Client.Discovery(), c.Informers, c.Recorder("namespace-controller"), namespace.Options{})
+		return workers(ctl.Run, c.Config.Workers), nil
+	}},
+	{name: "nodeipam", start: func(c *Context) (func(context.Context), error) {
+		ctl := nodeipam.New(c.Client, c.Informers, c.Recorder("node-controller"), nodeipam.Options{
+			ClusterCIDR: c.Config.ClusterCIDR, NodeMaskSize: c.Config.NodeCIDRMaskSize,
+		})
+		return workers(ctl.Run, 1), nil
+	}},
+	{name: "nodelifecycle", start: func(c *Context) (func(context.Context), error) {
+		ctl := nodelifecycle.New(c.Client, c.Informers, c.Recorder("node-controller"), nodelifecycle.Options{
+			NodeMonitorGracePeriod: c.Config.NodeMonitorGracePeriod,
+			NodeMonitorPeriod:      c.Config.NodeMonitorPeriod,
+			NodeStartupGracePeriod: c.Config.NodeStartupGracePeriod,
+		})
 		return workers(ctl.Run, c.Config.Workers), nil
 	}},
 	// The scheduler's events come from "default-scheduler", as
