@@ -1,14 +1,12 @@
-package apiserver
+package apiserver_test
 
 import (
-	"github.com/portal-net/portal/internal/netutil"
-
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,81 +23,32 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
-	"github.com/portal-net/portal/internal/config"
+	"github.com/portal-net/portal/internal/apiserver"
+	"github.com/portal-net/portal/internal/apitest"
 )
 
-// testServer starts an in-process API server on free loopback ports with a
-// temporary data dir, and returns clients for it.
+// testServer is a running API server with the clients the tests use.
 type testServer struct {
-	srv    *Server
-	cfg    *rest.Config
+	*apitest.Server
 	client kubernetes.Interface
+	cfg    *rest.Config
 	dyn    dynamic.Interface
 	url    string
 }
 
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	p, err := netutil.FreeLoopbackPorts(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// testConfig is a server config on free loopback ports with a temporary
-// data dir; advertising loopback keeps the kubernetes endpoints unpublished.
-func testConfig(t *testing.T) config.Server {
-	t.Helper()
-	ports := freePorts(t, 3)
-	cfg := config.DefaultServer()
-	cfg.DataDir = t.TempDir()
-	cfg.BindAddress = "127.0.0.1"
-	cfg.AdvertiseAddress = "127.0.0.1"
-	cfg.SecurePort, cfg.EtcdClientPort, cfg.EtcdPeerPort = ports[0], ports[1], ports[2]
-	return cfg
-}
-
 func startServer(t *testing.T) *testServer {
 	t.Helper()
-	cfg := testConfig(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := New(ctx, cfg)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	select {
-	case err := <-done:
-		t.Fatalf("server stopped: %v", err)
-	case <-srv.Ready():
-	case <-time.After(60 * time.Second):
-		t.Fatal("server not ready")
-	}
-	kc := filepath.Join(cfg.DataDir, "kubeconfig")
-	if err := srv.AdminKubeconfig(kc); err != nil {
-		t.Fatal(err)
-	}
-	rc, err := clientcmd.BuildConfigFromFlags("", kc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.QPS, rc.Burst = 1000, 1000
-	return &testServer{srv: srv, cfg: rc, client: kubernetes.NewForConfigOrDie(rc), dyn: dynamic.NewForConfigOrDie(rc), url: srv.URL()}
+	s := apitest.Start(t)
+	return &testServer{Server: s, client: s.Client, cfg: s.Config, dyn: dynamic.NewForConfigOrDie(s.Config), url: s.URL()}
 }
+
+// systemNamespaces exist in every cluster.
+var systemNamespaces = []string{"default", "kube-system", "kube-public", "kube-node-lease"}
+
+// insecureTLS is for anonymous probes of the health endpoints only.
+func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } //nolint:gosec
 
 func svc(name string, mutate ...func(*corev1.Service)) *corev1.Service {
 	s := &corev1.Service{
@@ -510,11 +459,11 @@ func TestRestartKeepsStateAndBootstraps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	cfg := testConfig(t)
+	cfg := apitest.Config(t)
 	var ip string
 	for round := 0; round < 2; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
-		srv, err := New(ctx, cfg)
+		srv, err := apiserver.New(ctx, cfg)
 		if err != nil {
 			cancel()
 			t.Fatal(err)
