@@ -364,23 +364,7 @@ func TestNamespaceDeleteRemovesEverythingInside(t *testing.T) {
 	cl := startCluster(t)
 	c, ctx := cl.Client, context.Background()
 	ns := newNamespace(t, c, "doomed")
-	if _, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Template: template("web", "nginx")},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 20*time.Second, "2 ready pods behind the service", func() (bool, error) {
-		st, _, err := sliceState(t, c, ns, "web")
-		return len(st.ready) == 2, err
-	})
+	deployWithService(t, c, ns, 2)
 	if err := c.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -436,23 +420,7 @@ func TestDeadNodeEndpointsGoNotReadyAndNodesGetPodCIDRs(t *testing.T) {
 		return len(seen) == 3, nil
 	})
 	ns := newNamespace(t, c, "spread")
-	if _, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](3), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Template: template("web", "nginx")},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 20*time.Second, "3 ready endpoints, one per node", func() (bool, error) {
-		st, _, err := sliceState(t, c, ns, "web")
-		return len(st.ready) == 3, err
-	})
+	deployWithService(t, c, ns, 3)
 	pods, _ := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=node-b"})
 	if len(pods.Items) != 1 {
 		t.Fatalf("%d pods on node-b, want 1 (spread across 3 nodes)", len(pods.Items))
@@ -484,4 +452,28 @@ func TestDeadNodeEndpointsGoNotReadyAndNodesGetPodCIDRs(t *testing.T) {
 	if ready != corev1.ConditionUnknown || !tainted {
 		t.Errorf("node-b Ready=%s tainted unreachable=%v, want Unknown and tainted", ready, tainted)
 	}
+}
+
+// deployWithService runs a Deployment "web" of n replicas behind a Service
+// "web" in ns and waits until the service has n ready endpoints.
+func deployWithService(t *testing.T, c kubernetes.Interface, ns string, n int32) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(n), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: template("web", "nginx")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, fmt.Sprintf("%d ready endpoints behind the service", n), func() (bool, error) {
+		st, _, err := sliceState(t, c, ns, "web")
+		return len(st.ready) == int(n), err
+	})
 }
