@@ -46,14 +46,15 @@ type Controllers struct {
 
 // DefaultControllers returns Kubernetes' defaults where they exist. The
 // leader-election timings are shorter than kube-controller-manager's
-// (15 s/10 s/2 s) so that a killed leader is replaced within 15 s.
+// (15 s/10 s/2 s) so that a killed leader is replaced well within 15 s:
+// at most lease + retry period (~9 s) after its last renewal.
 func DefaultControllers() Controllers {
 	return Controllers{
 		LeaderElect:            true,
 		LeaseName:              "portal-controller-manager",
-		LeaseDuration:          10 * time.Second,
-		RenewDeadline:          7 * time.Second,
-		RetryPeriod:            2 * time.Second,
+		LeaseDuration:          8 * time.Second,
+		RenewDeadline:          6 * time.Second,
+		RetryPeriod:            time.Second,
 		Workers:                5,
 		MaxEndpointsPerSlice:   100,
 		ClusterCIDR:            "10.42.0.0/16",
