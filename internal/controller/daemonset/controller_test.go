@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portal-net/portal/internal/apitest"
+	"github.com/portal-net/portal/internal/controller/internal/podutil"
 	"github.com/portal-net/portal/internal/scheduler"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
@@ -245,7 +246,7 @@ func minReadyNodes(ctx context.Context, c kubernetes.Interface) int {
 		if err == nil {
 			ready := map[string]bool{}
 			for _, p := range pods.Items {
-				if p.DeletionTimestamp == nil && p.Spec.NodeName != "" && podReady(&p) {
+				if p.DeletionTimestamp == nil && p.Spec.NodeName != "" && podutil.Ready(&p) {
 					ready[p.Spec.NodeName] = true
 				}
 			}
@@ -254,13 +255,4 @@ func minReadyNodes(ctx context.Context, c kubernetes.Interface) int {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return lowest
-}
-
-func podReady(p *v1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == v1.PodReady {
-			return c.Status == v1.ConditionTrue
-		}
-	}
-	return false
 }

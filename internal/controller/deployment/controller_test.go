@@ -13,6 +13,8 @@ import (
 	"k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/utils/ptr"
+
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
 )
 
 // rollThrough plays the ReplicaSet controller during a rolling update: each
@@ -79,7 +81,7 @@ func TestRollingUpdateUndoAndHistory(t *testing.T) {
 	rs1Name := "web-" + TemplateHash(&d.Spec.Template, nil)
 
 	// Revision 1: one ReplicaSet "<name>-<decimal hash>" of 3.
-	waitFor(t, "first ReplicaSet", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "first ReplicaSet", func() (bool, string) {
 		rss := e.replicaSets("web")
 		return len(rss) == 1 && rss[0].Name == rs1Name && replicas(rss[0]) == 3, rsSummary(rss)
 	})
@@ -96,7 +98,7 @@ func TestRollingUpdateUndoAndHistory(t *testing.T) {
 		rs1.Spec.Template.Labels[appsv1.DefaultDeploymentUniqueLabelKey] != hash || rs1.Spec.Template.Labels["app"] != "web" {
 		t.Errorf("pod-template-hash not in labels/selector/template: %v %v %v", rs1.Labels, rs1.Spec.Selector, rs1.Spec.Template.Labels)
 	}
-	waitFor(t, "scale-up event", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "scale-up event", func() (bool, string) {
 		return e.events.has("ScalingReplicaSet Scaled up replica set " + rs1Name + " from 0 to 3"), e.events.String()
 	})
 	if msg, done := e.kubectlStatus("web"); done {
@@ -127,7 +129,7 @@ func TestRollingUpdateUndoAndHistory(t *testing.T) {
 	if rs2Name == rs1Name {
 		t.Fatal("new image did not change the hash")
 	}
-	waitFor(t, "second ReplicaSet", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "second ReplicaSet", func() (bool, string) {
 		rss := e.replicaSets("web")
 		return len(rss) == 2 && rss[1].Name == rs2Name, rsSummary(rss)
 	})
@@ -158,7 +160,7 @@ func TestRollingUpdateUndoAndHistory(t *testing.T) {
 	if _, err := rb.Rollback(e.get("web"), nil, 0, util.DryRunNone); err != nil {
 		t.Fatalf("rollout undo: %v", err)
 	}
-	waitFor(t, "old ReplicaSet revived as revision 3", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "old ReplicaSet revived as revision 3", func() (bool, string) {
 		rs := e.rsByName(rs1Name)
 		return rs.Annotations[RevisionAnnotation] == "3" && rs.Annotations[RevisionHistoryAnnotation] == "1" && replicas(rs) > 0, rsSummary(e.replicaSets("web"))
 	})
@@ -191,7 +193,7 @@ func TestRecreateScalesOldDownFirst(t *testing.T) {
 	d.Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
 	d = e.create(d)
 	rs1Name := "db-" + TemplateHash(&d.Spec.Template, nil)
-	waitFor(t, "first ReplicaSet", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "first ReplicaSet", func() (bool, string) {
 		rss := e.replicaSets("db")
 		return len(rss) == 1 && replicas(rss[0]) == 2, rsSummary(rss)
 	})
@@ -219,7 +221,7 @@ func TestRecreateScalesOldDownFirst(t *testing.T) {
 
 	d = e.update("db", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = "postgres:17" })
 	rs2Name := "db-" + TemplateHash(&d.Spec.Template, nil)
-	waitFor(t, "old ReplicaSet scaled to 0", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "old ReplicaSet scaled to 0", func() (bool, string) {
 		return replicas(e.rsByName(rs1Name)) == 0, rsSummary(e.replicaSets("db"))
 	})
 	hasNew := func() bool {
@@ -230,16 +232,16 @@ func TestRecreateScalesOldDownFirst(t *testing.T) {
 		}
 		return false
 	}
-	never(t, "new ReplicaSet scaled up while old ReplicaSet still reports pods", time.Second, hasNew)
+	ctltest.Never(t, time.Second, "new ReplicaSet scaled up while old ReplicaSet still reports pods", hasNew)
 	e.setRSStatus(e.rsByName(rs1Name), 0, 0)
-	never(t, "new ReplicaSet scaled up while old pods still run", time.Second, hasNew)
+	ctltest.Never(t, time.Second, "new ReplicaSet scaled up while old pods still run", hasNew)
 
 	for _, n := range []string{"db-a", "db-b"} {
 		if err := e.client.CoreV1().Pods("default").Delete(e.ctx, n, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "new ReplicaSet at full size at once", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "new ReplicaSet at full size at once", func() (bool, string) {
 		return e.events.has("Scaled up replica set " + rs2Name + " from 0 to 2"), e.events.String()
 	})
 	e.settle("db")
@@ -253,7 +255,7 @@ func TestPauseScaleResumeRestart(t *testing.T) {
 	e := startEnv(t)
 	d := e.create(newDeployment("api", 2, "api:1"))
 	rs1Name := "api-" + TemplateHash(&d.Spec.Template, nil)
-	waitFor(t, "first ReplicaSet", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "first ReplicaSet", func() (bool, string) {
 		rss := e.replicaSets("api")
 		return len(rss) == 1 && replicas(rss[0]) == 2, rsSummary(rss)
 	})
@@ -262,7 +264,7 @@ func TestPauseScaleResumeRestart(t *testing.T) {
 
 	// kubectl rollout pause, then a template change and a scale.
 	e.update("api", func(d *appsv1.Deployment) { d.Spec.Paused = true })
-	waitFor(t, "paused condition", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "paused condition", func() (bool, string) {
 		c := getCondition(e.get("api").Status, appsv1.DeploymentProgressing)
 		return c != nil && c.Reason == ReasonDeploymentPaused && c.Status == v1.ConditionUnknown, ""
 	})
@@ -270,18 +272,18 @@ func TestPauseScaleResumeRestart(t *testing.T) {
 		d.Spec.Template.Spec.Containers[0].Image = "api:2"
 		d.Spec.Replicas = ptr.To[int32](4)
 	})
-	waitFor(t, "scaling applied while paused", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "scaling applied while paused", func() (bool, string) {
 		return replicas(e.rsByName(rs1Name)) == 4, rsSummary(e.replicaSets("api"))
 	})
-	never(t, "new ReplicaSet created while paused", time.Second, func() bool { return len(e.replicaSets("api")) > 1 })
-	waitFor(t, "generation observed while paused", func() (bool, string) {
+	ctltest.Never(t, time.Second, "new ReplicaSet created while paused", func() bool { return len(e.replicaSets("api")) > 1 })
+	ctltest.Eventually(t, waitTimeout, "generation observed while paused", func() (bool, string) {
 		got := e.get("api")
 		return got.Status.ObservedGeneration == got.Generation, ""
 	})
 
 	// kubectl rollout resume: the rollout proceeds.
 	e.update("api", func(d *appsv1.Deployment) { d.Spec.Paused = false })
-	waitFor(t, "new ReplicaSet after resume", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "new ReplicaSet after resume", func() (bool, string) {
 		return len(e.replicaSets("api")) == 2, rsSummary(e.replicaSets("api"))
 	})
 	rs2Name := e.replicaSets("api")[1].Name
@@ -295,7 +297,7 @@ func TestPauseScaleResumeRestart(t *testing.T) {
 		}
 		d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] = time.Now().Format(time.RFC3339)
 	})
-	waitFor(t, "restart ReplicaSet", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "restart ReplicaSet", func() (bool, string) {
 		rss := e.replicaSets("api")
 		return len(rss) == 3 && rss[2].Annotations[RevisionAnnotation] == "3", rsSummary(rss)
 	})
@@ -329,7 +331,7 @@ func TestHashCollisionAndHistoryLimit(t *testing.T) {
 	}
 	e.update("cache", func(d *appsv1.Deployment) { d.Spec.Paused = false })
 	want := "cache-" + TemplateHash(&d.Spec.Template, ptr.To[int32](1))
-	waitFor(t, "ReplicaSet under the next name", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "ReplicaSet under the next name", func() (bool, string) {
 		rss := e.replicaSets("cache")
 		return len(rss) == 1 && rss[0].Name == want, rsSummary(rss)
 	})
@@ -346,7 +348,7 @@ func TestHashCollisionAndHistoryLimit(t *testing.T) {
 	// ReplicaSet survives next to the current one.
 	for _, image := range []string{"redis:7.2", "redis:7.4"} {
 		e.update("cache", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = image })
-		waitFor(t, "old ReplicaSets scaled to 0 for "+image, func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "old ReplicaSets scaled to 0 for "+image, func() (bool, string) {
 			rss := e.replicaSets("cache")
 			for _, rs := range rss[:len(rss)-1] {
 				if replicas(rs) != 0 {
@@ -356,7 +358,7 @@ func TestHashCollisionAndHistoryLimit(t *testing.T) {
 			return true, ""
 		})
 		e.settle("cache")
-		waitFor(t, "new ReplicaSet for "+image, func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "new ReplicaSet for "+image, func() (bool, string) {
 			rss := e.replicaSets("cache")
 			last := rss[len(rss)-1]
 			return last.Spec.Template.Spec.Containers[0].Image == image && replicas(last) == 1, rsSummary(rss)
@@ -364,7 +366,7 @@ func TestHashCollisionAndHistoryLimit(t *testing.T) {
 		e.settle("cache")
 		e.waitRolledOut("cache")
 	}
-	waitFor(t, "history pruned", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "history pruned", func() (bool, string) {
 		rss := e.replicaSets("cache")
 		return len(rss) == 2 && rss[0].Annotations[RevisionAnnotation] == "2" && rss[1].Annotations[RevisionAnnotation] == "3", rsSummary(rss)
 	})

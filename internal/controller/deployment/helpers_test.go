@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/utils/ptr"
+
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
 )
 
 var deploymentGK = schema.GroupKind{Group: "apps", Kind: "Deployment"}
@@ -57,32 +59,32 @@ func (l *eventLog) String() string {
 	return strings.Join(l.msgs, "\n")
 }
 
+// waitTimeout bounds one step of a rollout against the test API server.
+const waitTimeout = 20 * time.Second
+
 func startEnv(t *testing.T) *env {
 	t.Helper()
 	s := apitest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	rec := record.NewFakeRecorder(1000)
 	log := &eventLog{}
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m := <-rec.Events:
-				log.mu.Lock()
-				log.msgs = append(log.msgs, m)
-				log.mu.Unlock()
-			}
-		}
-	}()
 	f := informers.NewSharedInformerFactory(s.Client, 0)
 	c := New(s.Client, f, rec, Options{})
-	f.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { c.Run(ctx, 2); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; f.Shutdown() })
+	ctx := ctltest.Run(t, f, func(ctx context.Context) { c.Run(ctx, 2) }, func(ctx context.Context) { log.collect(ctx, rec.Events) })
 	return &env{t: t, ctx: ctx, client: s.Client, events: log}
+}
+
+// collect appends events until ctx ends.
+func (l *eventLog) collect(ctx context.Context, events <-chan string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-events:
+			l.mu.Lock()
+			l.msgs = append(l.msgs, m)
+			l.mu.Unlock()
+		}
+	}
 }
 
 func newDeployment(name string, replicas int32, image string) *appsv1.Deployment {
@@ -215,32 +217,6 @@ func (e *env) settle(name string) {
 	e.t.Fatalf("could not settle ReplicaSets of %s", name)
 }
 
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last: %s", what, last)
-}
-
-// never checks that cond stays false for a while.
-func never(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			t.Fatalf("unexpected: %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // kubectlStatus is what `kubectl rollout status` prints for the stored
 // Deployment, using kubectl's own status viewer.
 func (e *env) kubectlStatus(name string) (string, bool) {
@@ -264,7 +240,7 @@ func (e *env) kubectlStatus(name string) (string, bool) {
 // waitRolledOut waits until kubectl would report success.
 func (e *env) waitRolledOut(name string) {
 	e.t.Helper()
-	waitFor(e.t, name+" rolled out", func() (bool, string) {
+	ctltest.Eventually(e.t, waitTimeout, name+" rolled out", func() (bool, string) {
 		msg, done := e.kubectlStatus(name)
 		return done && strings.Contains(msg, "successfully rolled out"), msg
 	})

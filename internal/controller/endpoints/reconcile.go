@@ -1,6 +1,7 @@
 package endpoints
 
 import (
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,7 +47,7 @@ func Reconcile(svc *v1.Service, pods []*v1.Pod, existing *v1.Endpoints) (*v1.End
 	subsets, over := DesiredSubsets(svc, pods)
 	labels := desiredLabels(svc)
 	if existing != nil && (existing.Annotations[OverCapacityAnnotation] == truncated) == over &&
-		mapsEqual(existing.Labels, labels) &&
+		maps.Equal(existing.Labels, labels) &&
 		apiequality.Semantic.DeepEqual(canonical(existing.Subsets), subsets) {
 		return nil, ActionNone
 	}
@@ -277,16 +278,4 @@ func triggerTime(svc *v1.Service, pods []*v1.Pod) time.Time {
 		}
 	}
 	return t
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
 }

@@ -9,6 +9,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
 )
 
 // render shows subsets the way `kubectl describe endpoints` would read them.
@@ -53,61 +55,61 @@ func TestDesiredSubsets(t *testing.T) {
 	}{
 		{
 			name: "three ready pods are three addresses",
-			svc:  svc("web"),
-			pods: []*v1.Pod{pod("c", "web", "10.1.0.3", true), pod("a", "web", "10.1.0.1", true), pod("b", "web", "10.1.0.2", true)},
+			svc:  ctltest.Service("web"),
+			pods: []*v1.Pod{ctltest.Pod("c", "web", "10.1.0.3", true), ctltest.Pod("a", "web", "10.1.0.1", true), ctltest.Pod("b", "web", "10.1.0.2", true)},
 			want: "[http:8080/TCP] ready=10.1.0.1(a,node=node-a),10.1.0.2(b,node=node-a),10.1.0.3(c,node=node-a) notReady=",
 		},
 		{
 			name: "unready pod moves to notReadyAddresses",
-			svc:  svc("web"),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", true), pod("b", "web", "10.1.0.2", false)},
+			svc:  ctltest.Service("web"),
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true), ctltest.Pod("b", "web", "10.1.0.2", false)},
 			want: "[http:8080/TCP] ready=10.1.0.1(a,node=node-a) notReady=10.1.0.2(b,node=node-a)",
 		},
 		{
 			name: "terminating pods are dropped",
-			svc:  svc("web"),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", true, terminating), pod("b", "web", "10.1.0.2", true)},
+			svc:  ctltest.Service("web"),
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true, ctltest.Terminating), ctltest.Pod("b", "web", "10.1.0.2", true)},
 			want: "[http:8080/TCP] ready=10.1.0.2(b,node=node-a) notReady=",
 		},
 		{
 			name: "publishNotReadyAddresses publishes unready and terminating pods as ready",
-			svc:  svc("web", func(s *v1.Service) { s.Spec.PublishNotReadyAddresses = true }),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", false), pod("b", "web", "10.1.0.2", true, terminating)},
+			svc:  ctltest.Service("web", func(s *v1.Service) { s.Spec.PublishNotReadyAddresses = true }),
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", false), ctltest.Pod("b", "web", "10.1.0.2", true, ctltest.Terminating)},
 			want: "[http:8080/TCP] ready=10.1.0.1(a,node=node-a),10.1.0.2(b,node=node-a) notReady=",
 		},
 		{
 			name: "hostname when subdomain is the service name",
-			svc:  svc("web"),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", true, func(p *v1.Pod) { p.Spec.Hostname = "web-0"; p.Spec.Subdomain = "web" })},
+			svc:  ctltest.Service("web"),
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true, func(p *v1.Pod) { p.Spec.Hostname = "web-0"; p.Spec.Subdomain = "web" })},
 			want: "[http:8080/TCP] ready=10.1.0.1(a,host=web-0,node=node-a) notReady=",
 		},
 		{
 			name: "named targetPort with two pod versions makes two subsets",
-			svc:  svc("web", named),
+			svc:  ctltest.Service("web", named),
 			pods: []*v1.Pod{
-				pod("v2", "web", "10.1.0.2", true, containerPort("http", 9090)),
-				pod("v1", "web", "10.1.0.1", true, containerPort("http", 8080)),
-				pod("missing", "web", "10.1.0.3", true, containerPort("grpc", 7070)),
+				ctltest.Pod("v2", "web", "10.1.0.2", true, ctltest.ContainerPort("http", 9090)),
+				ctltest.Pod("v1", "web", "10.1.0.1", true, ctltest.ContainerPort("http", 8080)),
+				ctltest.Pod("missing", "web", "10.1.0.3", true, ctltest.ContainerPort("grpc", 7070)),
 			},
 			want: "[http:8080/TCP] ready=10.1.0.1(v1,node=node-a) notReady= [http:9090/TCP] ready=10.1.0.2(v2,node=node-a) notReady=",
 		},
 		{
 			name: "multi-port service",
-			svc: svc("web", func(s *v1.Service) {
+			svc: ctltest.Service("web", func(s *v1.Service) {
 				s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: "admin", Port: 81, TargetPort: intstr.FromInt32(8081)})
 			}),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", true)},
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true)},
 			want: "[admin:8081/TCP,http:8080/TCP] ready=10.1.0.1(a,node=node-a) notReady=",
 		},
 		{
 			name: "headless service without ports lists bare addresses",
-			svc:  svc("db", func(s *v1.Service) { s.Spec.ClusterIP = v1.ClusterIPNone; s.Spec.Ports = nil }),
-			pods: []*v1.Pod{pod("a", "db", "10.1.0.1", true)},
+			svc:  ctltest.Service("db", func(s *v1.Service) { s.Spec.ClusterIP = v1.ClusterIPNone; s.Spec.Ports = nil }),
+			pods: []*v1.Pod{ctltest.Pod("a", "db", "10.1.0.1", true)},
 			want: "[] ready=10.1.0.1(a,node=node-a) notReady=",
 		},
 		{
 			name: "no pods, no subsets",
-			svc:  svc("web"),
+			svc:  ctltest.Service("web"),
 			want: "",
 		},
 	}
@@ -125,11 +127,11 @@ func TestDesiredSubsets(t *testing.T) {
 }
 
 func TestReconcileObject(t *testing.T) {
-	sv := svc("web", func(s *v1.Service) {
+	sv := ctltest.Service("web", func(s *v1.Service) {
 		s.Labels = map[string]string{"team": "a"}
 		s.CreationTimestamp = metav1.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	})
-	ps := pods(3, "web")
+	ps := ctltest.Pods(3, "web")
 	ep, action := Reconcile(sv, ps, nil)
 	if action != ActionCreate {
 		t.Fatalf("action = %v, want create", action)
@@ -160,7 +162,7 @@ func TestReconcileObject(t *testing.T) {
 	}
 
 	unready := append([]*v1.Pod(nil), ps...)
-	unready[1] = pod(ps[1].Name, "web", ps[1].Status.PodIP, false)
+	unready[1] = ctltest.Pod(ps[1].Name, "web", ps[1].Status.PodIP, false)
 	up, action := Reconcile(sv, unready, ep)
 	if action != ActionUpdate || up.ResourceVersion != "1" {
 		t.Fatalf("unready: action = %v rv %q", action, up.ResourceVersion)
@@ -177,11 +179,11 @@ func TestReconcileObject(t *testing.T) {
 }
 
 func TestOverCapacity(t *testing.T) {
-	sv := svc("web")
+	sv := ctltest.Service("web")
 	var ps []*v1.Pod
 	for i := range 1200 {
 		ready := i%2 == 0 // 600 ready, 600 not ready
-		ps = append(ps, pod(fmt.Sprintf("p%04d", i), "web", fmt.Sprintf("10.2.%d.%d", i/250, i%250+1), ready))
+		ps = append(ps, ctltest.Pod(fmt.Sprintf("p%04d", i), "web", fmt.Sprintf("10.2.%d.%d", i/250, i%250+1), ready))
 	}
 	ep, _ := Reconcile(sv, ps, nil)
 	if ep.Annotations[OverCapacityAnnotation] != "truncated" {
@@ -206,16 +208,16 @@ func TestOverCapacity(t *testing.T) {
 
 	// More than 1000 ready pods across two port groups: ready ones are
 	// shared proportionally, not-ready ones dropped.
-	named := svc("web", func(s *v1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromString("http") })
+	named := ctltest.Service("web", func(s *v1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromString("http") })
 	ps = nil
 	for i := range 1500 {
 		port := int32(8080)
 		if i%3 == 0 {
 			port = 9090 // 500 pods
 		}
-		ps = append(ps, pod(fmt.Sprintf("q%04d", i), "web", fmt.Sprintf("10.3.%d.%d", i/250, i%250+1), true, containerPort("http", port)))
+		ps = append(ps, ctltest.Pod(fmt.Sprintf("q%04d", i), "web", fmt.Sprintf("10.3.%d.%d", i/250, i%250+1), true, ctltest.ContainerPort("http", port)))
 	}
-	ps = append(ps, pod("nr", "web", "10.4.0.1", false))
+	ps = append(ps, ctltest.Pod("nr", "web", "10.4.0.1", false))
 	subsets, over := DesiredSubsets(named, ps)
 	total := 0
 	for _, s := range subsets {

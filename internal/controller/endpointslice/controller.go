@@ -70,13 +70,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
 		DeleteFunc: c.loop.Enqueue,
 	})
-	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj interface{}) { c.enqueuePodServices(obj, nil) },
-		UpdateFunc: func(old, obj interface{}) {
-			c.enqueuePodServices(obj, old)
-		},
-		DeleteFunc: func(obj interface{}) { c.enqueuePodServices(obj, nil) },
-	})
+	_, _ = podInf.Informer().AddEventHandler(c.loop.PodServiceHandler(c.services))
 	_, _ = nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(old, obj interface{}) {
 			o, ok1 := old.(*v1.Node)
@@ -96,26 +90,6 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 
 // Run processes services until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers) }
-
-func (c *Controller) enqueuePodServices(obj, old interface{}) {
-	pod, ok := runner.Unwrap(obj).(*v1.Pod)
-	if !ok {
-		return
-	}
-	var oldLabels map[string]string
-	if op, ok := old.(*v1.Pod); ok {
-		oldLabels = op.Labels
-	}
-	svcs, err := c.services.Services(pod.Namespace).List(labels.Everything())
-	if err != nil {
-		return
-	}
-	for _, svc := range svcs {
-		if runner.SelectorMatches(svc.Spec.Selector, pod.Labels) || (old != nil && runner.SelectorMatches(svc.Spec.Selector, oldLabels)) {
-			c.loop.EnqueueBatched(svc.Namespace + "/" + svc.Name)
-		}
-	}
-}
 
 func (c *Controller) enqueueAllServices() {
 	svcs, err := c.services.List(labels.Everything())

@@ -9,6 +9,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
 )
 
 // endpointView is what a client of the slice sees for one endpoint.
@@ -21,15 +23,15 @@ func view(ss []*discovery.EndpointSlice) map[string][]endpointView {
 	for _, sl := range ss {
 		var ports []string
 		for _, p := range sl.Ports {
-			ports = append(ports, s(p.Name)+":"+strconv.Itoa(int(*p.Port))+"/"+string(*p.Protocol))
+			ports = append(ports, ctltest.String(p.Name)+":"+strconv.Itoa(int(*p.Port))+"/"+string(*p.Protocol))
 		}
 		sort.Strings(ports)
 		k := strings.Join(ports, ",")
 		for _, ep := range sl.Endpoints {
 			out[k] = append(out[k], endpointView{
 				ip: ep.Addresses[0], pod: ep.TargetRef.Name,
-				ready: b(ep.Conditions.Ready), serving: b(ep.Conditions.Serving), terminating: b(ep.Conditions.Terminating),
-				hostname: s(ep.Hostname), node: s(ep.NodeName), zone: s(ep.Zone),
+				ready: ctltest.Bool(ep.Conditions.Ready), serving: ctltest.Bool(ep.Conditions.Serving), terminating: ctltest.Bool(ep.Conditions.Terminating),
+				hostname: ctltest.String(ep.Hostname), node: ctltest.String(ep.NodeName), zone: ctltest.String(ep.Zone),
 			})
 		}
 		out[k] = out[k] // an empty slice still shows up as a port group
@@ -51,8 +53,8 @@ func TestReconcileEndpoints(t *testing.T) {
 	}{
 		{
 			name:  "three ready pods make one slice of three ready endpoints",
-			svc:   svc("web"),
-			pods:  []*v1.Pod{pod("a", "web", "10.1.0.1", true), pod("b", "web", "10.1.0.2", true), pod("c", "web", "10.1.0.3", true)},
+			svc:   ctltest.Service("web"),
+			pods:  []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true), ctltest.Pod("b", "web", "10.1.0.2", true), ctltest.Pod("c", "web", "10.1.0.3", true)},
 			zones: map[string]string{"node-a": "zone-1"},
 			want: map[string][]endpointView{"http:8080/TCP": {
 				{"10.1.0.1", "a", "true", "true", "false", "nil", "node-a", "zone-1"},
@@ -62,14 +64,14 @@ func TestReconcileEndpoints(t *testing.T) {
 		},
 		{
 			name: "unready pod is ready=false serving=false",
-			svc:  svc("web"),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", false)},
+			svc:  ctltest.Service("web"),
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", false)},
 			want: map[string][]endpointView{"http:8080/TCP": {{"10.1.0.1", "a", "false", "false", "false", "nil", "node-a", "nil"}}},
 		},
 		{
 			name: "terminating ready pod keeps serving but is not ready",
-			svc:  svc("web"),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", true, terminating), pod("b", "web", "10.1.0.2", false, terminating)},
+			svc:  ctltest.Service("web"),
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true, ctltest.Terminating), ctltest.Pod("b", "web", "10.1.0.2", false, ctltest.Terminating)},
 			want: map[string][]endpointView{"http:8080/TCP": {
 				{"10.1.0.1", "a", "false", "true", "true", "nil", "node-a", "nil"},
 				{"10.1.0.2", "b", "false", "false", "true", "nil", "node-a", "nil"},
@@ -77,8 +79,8 @@ func TestReconcileEndpoints(t *testing.T) {
 		},
 		{
 			name: "publishNotReadyAddresses makes every endpoint ready",
-			svc:  svc("web", func(s *v1.Service) { s.Spec.PublishNotReadyAddresses = true }),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", false), pod("b", "web", "10.1.0.2", true, terminating)},
+			svc:  ctltest.Service("web", func(s *v1.Service) { s.Spec.PublishNotReadyAddresses = true }),
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", false), ctltest.Pod("b", "web", "10.1.0.2", true, ctltest.Terminating)},
 			want: map[string][]endpointView{"http:8080/TCP": {
 				{"10.1.0.1", "a", "true", "false", "false", "nil", "node-a", "nil"},
 				{"10.1.0.2", "b", "true", "true", "true", "nil", "node-a", "nil"},
@@ -86,8 +88,8 @@ func TestReconcileEndpoints(t *testing.T) {
 		},
 		{
 			name: "hostname only when subdomain names the service",
-			svc:  svc("web"),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", true, withHost), pod("b", "web", "10.1.0.2", true, func(p *v1.Pod) { p.Spec.Hostname = "x"; p.Spec.Subdomain = "other" })},
+			svc:  ctltest.Service("web"),
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true, withHost), ctltest.Pod("b", "web", "10.1.0.2", true, func(p *v1.Pod) { p.Spec.Hostname = "x"; p.Spec.Subdomain = "other" })},
 			want: map[string][]endpointView{"http:8080/TCP": {
 				{"10.1.0.1", "a", "true", "true", "false", "web-0", "node-a", "nil"},
 				{"10.1.0.2", "b", "true", "true", "false", "nil", "node-a", "nil"},
@@ -95,11 +97,11 @@ func TestReconcileEndpoints(t *testing.T) {
 		},
 		{
 			name: "named targetPort resolves per pod into two port groups",
-			svc:  svc("web", func(s *v1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromString("http") }),
+			svc:  ctltest.Service("web", func(s *v1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromString("http") }),
 			pods: []*v1.Pod{
-				pod("v1", "web", "10.1.0.1", true, containerPort("http", 8080)),
-				pod("v2", "web", "10.1.0.2", true, containerPort("http", 9090)),
-				pod("none", "web", "10.1.0.3", true, containerPort("metrics", 9100)),
+				ctltest.Pod("v1", "web", "10.1.0.1", true, ctltest.ContainerPort("http", 8080)),
+				ctltest.Pod("v2", "web", "10.1.0.2", true, ctltest.ContainerPort("http", 9090)),
+				ctltest.Pod("none", "web", "10.1.0.3", true, ctltest.ContainerPort("metrics", 9100)),
 			},
 			want: map[string][]endpointView{
 				"http:8080/TCP": {{"10.1.0.1", "v1", "true", "true", "false", "nil", "node-a", "nil"}},
@@ -108,21 +110,21 @@ func TestReconcileEndpoints(t *testing.T) {
 		},
 		{
 			name: "multi-port service lists every port",
-			svc: svc("web", func(s *v1.Service) {
+			svc: ctltest.Service("web", func(s *v1.Service) {
 				s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: "dns", Port: 53, TargetPort: intstr.FromInt32(5353), Protocol: v1.ProtocolUDP})
 			}),
-			pods: []*v1.Pod{pod("a", "web", "10.1.0.1", true)},
+			pods: []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true)},
 			want: map[string][]endpointView{"dns:5353/UDP,http:8080/TCP": {{"10.1.0.1", "a", "true", "true", "false", "nil", "node-a", "nil"}}},
 		},
 		{
 			name: "pods without IP, terminal pods and IPv6-only pods are skipped",
-			svc:  svc("web"),
+			svc:  ctltest.Service("web"),
 			pods: []*v1.Pod{
-				pod("noip", "web", "", true),
-				pod("done", "web", "10.1.0.2", false, func(p *v1.Pod) { p.Status.Phase = v1.PodSucceeded }),
-				pod("failed", "web", "10.1.0.3", false, func(p *v1.Pod) { p.Status.Phase = v1.PodFailed }),
-				pod("v6", "web", "fd00::1", true),
-				pod("ok", "web", "10.1.0.5", true),
+				ctltest.Pod("noip", "web", "", true),
+				ctltest.Pod("done", "web", "10.1.0.2", false, func(p *v1.Pod) { p.Status.Phase = v1.PodSucceeded }),
+				ctltest.Pod("failed", "web", "10.1.0.3", false, func(p *v1.Pod) { p.Status.Phase = v1.PodFailed }),
+				ctltest.Pod("v6", "web", "fd00::1", true),
+				ctltest.Pod("ok", "web", "10.1.0.5", true),
 			},
 			want: map[string][]endpointView{"http:8080/TCP": {{"10.1.0.5", "ok", "true", "true", "false", "nil", "node-a", "nil"}}},
 		},
@@ -153,8 +155,8 @@ func TestReconcileEndpoints(t *testing.T) {
 }
 
 func TestSliceMetadata(t *testing.T) {
-	sv := svc("web", func(s *v1.Service) { s.Labels = map[string]string{"team": "a"} })
-	plan := Reconcile(Input{Service: sv, Pods: pods(1, "web")})
+	sv := ctltest.Service("web", func(s *v1.Service) { s.Labels = map[string]string{"team": "a"} })
+	plan := Reconcile(Input{Service: sv, Pods: ctltest.Pods(1, "web")})
 	sl := plan.Create[0]
 	if sl.GenerateName != "web-" || sl.Namespace != "default" || sl.AddressType != discovery.AddressTypeIPv4 {
 		t.Errorf("generateName/namespace/addressType = %q/%q/%q", sl.GenerateName, sl.Namespace, sl.AddressType)
@@ -176,8 +178,8 @@ func TestSliceMetadata(t *testing.T) {
 		t.Errorf("ownerReference = %+v", o)
 	}
 
-	headless := svc("db", func(s *v1.Service) { s.Spec.ClusterIP = v1.ClusterIPNone })
-	plan = Reconcile(Input{Service: headless, Pods: pods(2, "db")})
+	headless := ctltest.Service("db", func(s *v1.Service) { s.Spec.ClusterIP = v1.ClusterIPNone })
+	plan = Reconcile(Input{Service: headless, Pods: ctltest.Pods(2, "db")})
 	if len(plan.Create) != 1 || len(plan.Create[0].Endpoints) != 2 {
 		t.Fatalf("headless service: want one slice of 2, got %d slices", len(plan.Create))
 	}
@@ -196,8 +198,8 @@ func sizes(ss []*discovery.EndpointSlice) []int {
 }
 
 func TestReconcileLifecycle(t *testing.T) {
-	sv := svc("web")
-	all := pods(250, "web")
+	sv := ctltest.Service("web")
+	all := ctltest.Pods(250, "web")
 
 	plan := Reconcile(Input{Service: sv, Pods: all})
 	if got := sizes(plan.Create); len(got) != 3 || got[0] != 100 || got[1] != 100 || got[2] != 50 {
@@ -221,7 +223,7 @@ func TestReconcileLifecycle(t *testing.T) {
 
 	// One pod goes unready: exactly its slice is rewritten.
 	changed := append([]*v1.Pod(nil), all...)
-	changed[7] = pod(all[7].Name, "web", all[7].Status.PodIP, false)
+	changed[7] = ctltest.Pod(all[7].Name, "web", all[7].Status.PodIP, false)
 	p := Reconcile(Input{Service: sv, Pods: changed, Existing: state})
 	if len(p.Create) != 0 || len(p.Delete) != 0 || len(p.Update) != 1 {
 		t.Fatalf("one pod unready: want 1 update, got %d/%d/%d", len(p.Create), len(p.Update), len(p.Delete))
@@ -241,7 +243,7 @@ func TestReconcileLifecycle(t *testing.T) {
 	state = applyPlan(state, p)
 
 	// A new pod joins the partial slice rather than creating a fourth one.
-	more := append(changed, pod("extra", "web", "10.9.9.9", true))
+	more := append(changed, ctltest.Pod("extra", "web", "10.9.9.9", true))
 	p = Reconcile(Input{Service: sv, Pods: more, Existing: state})
 	if len(p.Create) != 0 || len(p.Update) != 1 || len(p.Delete) != 0 {
 		t.Fatalf("one pod added: want 1 update, got %d/%d/%d", len(p.Create), len(p.Update), len(p.Delete))
@@ -265,13 +267,13 @@ func TestReconcileLifecycle(t *testing.T) {
 	}
 
 	// A service with no pods at all gets a placeholder created.
-	p = Reconcile(Input{Service: svc("empty")})
+	p = Reconcile(Input{Service: ctltest.Service("empty")})
 	if len(p.Create) != 1 || len(p.Create[0].Endpoints) != 0 {
 		t.Fatalf("empty service: want one placeholder create, got %d", len(p.Create))
 	}
 
 	// Service labels changing rewrites every slice.
-	relabeled := svc("web", func(s *v1.Service) { s.Labels = map[string]string{"v": "2"} })
+	relabeled := ctltest.Service("web", func(s *v1.Service) { s.Labels = map[string]string{"v": "2"} })
 	state = applyPlan(nil, Reconcile(Input{Service: sv, Pods: all}))
 	p = Reconcile(Input{Service: relabeled, Pods: all, Existing: state})
 	if len(p.Update) != 3 || len(p.Create)+len(p.Delete) != 0 {
@@ -280,11 +282,11 @@ func TestReconcileLifecycle(t *testing.T) {
 }
 
 func TestReconcileNamedPortRollout(t *testing.T) {
-	sv := svc("web", func(s *v1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromString("http") })
-	old := []*v1.Pod{pod("a", "web", "10.1.0.1", true), pod("b", "web", "10.1.0.2", true)}
+	sv := ctltest.Service("web", func(s *v1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromString("http") })
+	old := []*v1.Pod{ctltest.Pod("a", "web", "10.1.0.1", true), ctltest.Pod("b", "web", "10.1.0.2", true)}
 	state := applyPlan(nil, Reconcile(Input{Service: sv, Pods: old}))
 	// b is replaced by a pod of the new version listening on 9090.
-	next := []*v1.Pod{old[0], pod("c", "web", "10.1.0.3", true, containerPort("http", 9090))}
+	next := []*v1.Pod{old[0], ctltest.Pod("c", "web", "10.1.0.3", true, ctltest.ContainerPort("http", 9090))}
 	p := Reconcile(Input{Service: sv, Pods: next, Existing: state})
 	if len(p.Create) != 1 || len(p.Update) != 1 || len(p.Delete) != 0 {
 		t.Fatalf("want create(9090) + update(8080), got %d/%d/%d", len(p.Create), len(p.Update), len(p.Delete))

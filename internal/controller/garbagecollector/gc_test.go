@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/record"
+
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
 )
 
 // env is one API server with one collector, shared by subtests that each
@@ -36,16 +38,7 @@ func startEnv(t *testing.T) *env {
 	}
 	rec := record.NewFakeRecorder(1000)
 	c := New(s.Client, md, s.Client.Discovery(), rec, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx, 2)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	ctltest.Go(t, func(ctx context.Context) { c.Run(ctx, 2) })
 	return &env{client: s.Client, recorder: rec}
 }
 
@@ -53,10 +46,7 @@ func (e *env) namespace(t *testing.T) string {
 	t.Helper()
 	e.namespaces++
 	name := fmt.Sprintf("gc-%d", e.namespaces)
-	_, err := e.client.CoreV1().Namespaces().Create(context.Background(), &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctltest.CreateNamespace(t, e.client, name)
 	return name
 }
 

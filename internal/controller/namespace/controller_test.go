@@ -16,21 +16,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/record"
-)
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, last)
-}
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
+)
 
 func condition(ns *v1.Namespace, t v1.NamespaceConditionType) *v1.NamespaceCondition {
 	for i := range ns.Status.Conditions {
@@ -122,13 +110,9 @@ func TestNamespaceDeletion(t *testing.T) {
 	s := apitest.Start(t)
 	client := s.Client
 	keeps := serverKeepsTerminatingNamespaces(t, client)
-	ctx, cancel := context.WithCancel(context.Background())
 	f := informers.NewSharedInformerFactory(client, 0)
 	c := New(client, metadata.NewForConfigOrDie(s.Config), client.Discovery(), f, record.NewFakeRecorder(10), Options{MaxRetry: time.Second})
-	f.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { c.Run(ctx, 2); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; f.Shutdown() })
+	ctltest.Run(t, f, func(ctx context.Context) { c.Run(ctx, 2) })
 
 	t.Run("empties and removes the namespace", func(t *testing.T) {
 		populate(t, client, "doomed")
@@ -138,7 +122,7 @@ func TestNamespaceDeletion(t *testing.T) {
 		if err := client.CoreV1().Namespaces().Delete(context.Background(), "doomed", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "namespace doomed to be gone", 10*time.Second, func() (bool, string) {
+		ctltest.Eventually(t, 10*time.Second, "namespace doomed to be gone", func() (bool, string) {
 			ns, err := client.CoreV1().Namespaces().Get(context.Background(), "doomed", metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				return true, ""
@@ -166,7 +150,7 @@ func TestNamespaceDeletion(t *testing.T) {
 		if err := client.CoreV1().Namespaces().Delete(context.Background(), "held", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "conditions naming the held configmap", 10*time.Second, func() (bool, string) {
+		ctltest.Eventually(t, 10*time.Second, "conditions naming the held configmap", func() (bool, string) {
 			ns, err := client.CoreV1().Namespaces().Get(context.Background(), "held", metav1.GetOptions{})
 			if err != nil {
 				return false, err.Error()
@@ -203,7 +187,7 @@ func TestNamespaceDeletion(t *testing.T) {
 		if _, err := client.CoreV1().ConfigMaps("held").Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "namespace held to be gone once released", 10*time.Second, func() (bool, string) {
+		ctltest.Eventually(t, 10*time.Second, "namespace held to be gone once released", func() (bool, string) {
 			_, err := client.CoreV1().Namespaces().Get(context.Background(), "held", metav1.GetOptions{})
 			return apierrors.IsNotFound(err), fmt.Sprint(err)
 		})

@@ -16,22 +16,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
-)
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) time.Time {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return time.Now()
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, last)
-	return time.Time{}
-}
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
+)
 
 // kubelet simulates a node agent: it posts Ready and renews the lease.
 type kubelet struct {
@@ -184,7 +171,7 @@ func TestNodeLifecycleAgainstAPIServer(t *testing.T) {
 	dying.paused.Store(true)
 	stopped := time.Now()
 	var tainted *v1.Taint
-	at := waitFor(t, "dying node Unknown and tainted unreachable", grace+3*period+2*time.Second, func() (bool, string) {
+	at := ctltest.Eventually(t, grace+3*period+2*time.Second, "dying node Unknown and tainted unreachable", func() (bool, string) {
 		n, state := nodeState(t, client, "dying")
 		ready := condition(n, v1.NodeReady)
 		tainted = hasTaint(n, v1.TaintNodeUnreachable, v1.TaintEffectNoExecute)
@@ -198,7 +185,7 @@ func TestNodeLifecycleAgainstAPIServer(t *testing.T) {
 		t.Fatalf("node marked Unknown %v after the last renewal, before the %v grace period", d, grace)
 	}
 	t.Logf("node Unknown and tainted %v after renewals stopped", at.Sub(stopped))
-	waitFor(t, "pods on the dying node not ready", time.Second, func() (bool, string) {
+	ctltest.Eventually(t, time.Second, "pods on the dying node not ready", func() (bool, string) {
 		a, b := podReady(t, client, "web-dying"), podReady(t, client, "stays")
 		return a == v1.ConditionFalse && b == v1.ConditionFalse, fmt.Sprintf("web-dying=%s stays=%s", a, b)
 	})
@@ -212,7 +199,7 @@ func TestNodeLifecycleAgainstAPIServer(t *testing.T) {
 	// quick tolerates the taint for 1s. Bound pods are deleted gracefully,
 	// and no kubelet confirms, so the pod stays Terminating: its
 	// deletionTimestamp is what the eviction leaves behind.
-	evicted := waitFor(t, "quick evicted", 5*time.Second, func() (bool, string) {
+	evicted := ctltest.Eventually(t, 5*time.Second, "quick evicted", func() (bool, string) {
 		p, err := client.CoreV1().Pods("default").Get(context.Background(), "quick", metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			t.Log("quick was removed outright")
@@ -249,7 +236,7 @@ func TestNodeLifecycleAgainstAPIServer(t *testing.T) {
 	// The node comes back: the kubelet posts Ready and renews again.
 	dying.postReady(t)
 	dying.paused.Store(false)
-	waitFor(t, "taints removed after recovery", 2*time.Second, func() (bool, string) {
+	ctltest.Eventually(t, 2*time.Second, "taints removed after recovery", func() (bool, string) {
 		n, state := nodeState(t, client, "dying")
 		return readyStatus(n) == v1.ConditionTrue && len(n.Spec.Taints) == 0, state
 	})

@@ -11,16 +11,17 @@ import (
 
 	"github.com/portal-net/portal/internal/apitest"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
+	"github.com/portal-net/portal/internal/controller/internal/podutil"
 )
 
 // startControllers runs both controllers against a real API server, with
@@ -28,40 +29,57 @@ import (
 func startControllers(t *testing.T) kubernetes.Interface {
 	t.Helper()
 	s := apitest.Start(t)
-	client := s.Client
-	ctx, cancel := context.WithCancel(context.Background())
-	f := informers.NewSharedInformerFactory(client, 0)
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	rec := b.NewRecorder(scheme.Scheme, v1.EventSource{Component: "replicaset-controller"})
-	rs := New(client, f, rec, Options{})
-	rc := NewReplicationController(client, f, rec, Options{})
-	f.Start(ctx.Done())
-	done := make(chan struct{}, 2)
-	go func() { rs.Run(ctx, 2); done <- struct{}{} }()
-	go func() { rc.Run(ctx, 2); done <- struct{}{} }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		<-done
-		f.Shutdown()
-		b.Shutdown()
-	})
-	return client
+	rec := ctltest.APIRecorder(t, s.Client, "replicaset-controller")
+	f := informers.NewSharedInformerFactory(s.Client, 0)
+	rs := New(s.Client, f, rec, Options{})
+	rc := NewReplicationController(s.Client, f, rec, Options{})
+	ctltest.Run(t, f, func(ctx context.Context) { rs.Run(ctx, 2) }, func(ctx context.Context) { rc.Run(ctx, 2) })
+	return s.Client
 }
 
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
+// waitTimeout bounds how long a test waits for the controllers to converge.
+const waitTimeout = 30 * time.Second
+
+// markReady plays the node agent: the pod runs and passes its probes.
+var markReady = ctltest.RunningReady("10.244.0.10")
+
+// setPodStatus plays the node agent for pod name in "default".
+func setPodStatus(t *testing.T, c kubernetes.Interface, name string, mut func(*v1.PodStatus)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
+	ctltest.UpdatePodStatus(t, c, "default", name, mut)
+}
+
+// waitActive waits until want pods matching sel are active and the
+// owner's status (from status: replicas and a rendering) agrees, and
+// returns the active pods.
+func waitActive(t *testing.T, c kubernetes.Interface, sel map[string]string, want int, status func() (int32, string)) []v1.Pod {
+	t.Helper()
+	var active []v1.Pod
+	ctltest.Eventually(t, waitTimeout, fmt.Sprintf("%d active pods and status.replicas=%d", want, want), func() (bool, string) {
+		active, _ = podsOf(t, c, sel)
+		replicas, st := status()
+		return len(active) == want && replicas == int32(want), fmt.Sprintf("pods %s, status %s", ctltest.PodNames(active), st)
+	})
+	return active
+}
+
+// scaleTo sets the scale subresource of an owner to n, retrying conflicts.
+func scaleTo(t *testing.T, n int32,
+	get func(context.Context, string, metav1.GetOptions) (*autoscalingv1.Scale, error),
+	update func(context.Context, string, *autoscalingv1.Scale, metav1.UpdateOptions) (*autoscalingv1.Scale, error), name string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
+		sc.Spec.Replicas = n
+		_, err = update(context.Background(), name, sc, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("scale %s to %d: %v", name, n, err)
 	}
-	t.Fatalf("timed out waiting for %s; last: %s", what, last)
 }
 
 // podsOf lists pods matching sel, split into active and all.
@@ -78,38 +96,6 @@ func podsOf(t *testing.T, c kubernetes.Interface, sel map[string]string) (active
 	}
 	sort.Slice(active, func(i, j int) bool { return active[i].Name < active[j].Name })
 	return active, l.Items
-}
-
-func podNames(pods []v1.Pod) string {
-	var n []string
-	for _, p := range pods {
-		n = append(n, p.Name)
-	}
-	return strings.Join(n, ",")
-}
-
-// setPodStatus simulates the node agent.
-func setPodStatus(t *testing.T, c kubernetes.Interface, name string, mut func(*v1.PodStatus)) {
-	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		p, err := c.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		mut(&p.Status)
-		_, err = c.CoreV1().Pods("default").UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("set status of pod %s: %v", name, err)
-	}
-}
-
-func markReady(s *v1.PodStatus) {
-	s.Phase = v1.PodRunning
-	s.PodIP = "10.244.0.10"
-	s.PodIPs = []v1.PodIP{{IP: "10.244.0.10"}}
-	s.Conditions = []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.Now()}}
 }
 
 func TestReplicaSetAgainstAPI(t *testing.T) {
@@ -142,13 +128,10 @@ func TestReplicaSetAgainstAPI(t *testing.T) {
 	}
 	waitReplicas := func(want int) []v1.Pod {
 		t.Helper()
-		var active []v1.Pod
-		eventually(t, fmt.Sprintf("%d active pods and status.replicas=%d", want, want), func() (bool, string) {
-			active, _ = podsOf(t, c, sel)
+		return waitActive(t, c, sel, want, func() (int32, string) {
 			st := getRS().Status
-			return len(active) == want && st.Replicas == int32(want), fmt.Sprintf("pods %s, status %+v", podNames(active), st)
+			return st.Replicas, fmt.Sprintf("%+v", st)
 		})
-		return active
 	}
 
 	// 1. Three pods named after the ReplicaSet, owned by it.
@@ -169,7 +152,7 @@ func TestReplicaSetAgainstAPI(t *testing.T) {
 	if st := getRS().Status; st.ObservedGeneration != rs.Generation || st.FullyLabeledReplicas != 3 || ptr.Deref(st.TerminatingReplicas, -1) != 0 {
 		t.Errorf("status %+v", st)
 	}
-	eventually(t, "SuccessfulCreate events on the ReplicaSet", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "SuccessfulCreate events on the ReplicaSet", func() (bool, string) {
 		l, err := c.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
 		if err != nil {
 			return false, err.Error()
@@ -188,18 +171,18 @@ func TestReplicaSetAgainstAPI(t *testing.T) {
 	if err := c.CoreV1().Pods("default").Delete(ctx, victim, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "replacement of a deleted pod", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "replacement of a deleted pod", func() (bool, string) {
 		active, _ := podsOf(t, c, sel)
-		return len(active) == 3 && !strings.Contains(podNames(active), victim), podNames(active)
+		return len(active) == 3 && !strings.Contains(ctltest.PodNames(active), victim), ctltest.PodNames(active)
 	})
 
 	// 3. A pod that failed is replaced; the failed pod stays for inspection.
 	pods, _ = podsOf(t, c, sel)
 	failed := pods[0].Name
 	setPodStatus(t, c, failed, func(s *v1.PodStatus) { s.Phase = v1.PodFailed })
-	eventually(t, "replacement of a failed pod", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "replacement of a failed pod", func() (bool, string) {
 		active, all := podsOf(t, c, sel)
-		return len(active) == 3 && len(all) == 4 && !strings.Contains(podNames(active), failed), podNames(all)
+		return len(active) == 3 && len(all) == 4 && !strings.Contains(ctltest.PodNames(active), failed), ctltest.PodNames(all)
 	})
 	waitReplicas(3)
 
@@ -210,14 +193,14 @@ func TestReplicaSetAgainstAPI(t *testing.T) {
 	for _, p := range pods {
 		setPodStatus(t, c, p.Name, markReady)
 	}
-	eventually(t, "readyReplicas=3", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "readyReplicas=3", func() (bool, string) {
 		st := getRS().Status
 		return st.ReadyReplicas == 3, fmt.Sprintf("%+v", st)
 	})
 	if st := getRS().Status; st.AvailableReplicas == 3 && time.Since(readyAt) < time.Second {
 		t.Errorf("pods available %v after turning ready, minReadySeconds is 2", time.Since(readyAt))
 	}
-	eventually(t, "availableReplicas=3", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "availableReplicas=3", func() (bool, string) {
 		st := getRS().Status
 		return st.AvailableReplicas == 3, fmt.Sprintf("%+v", st)
 	})
@@ -231,40 +214,20 @@ func TestReplicaSetAgainstAPI(t *testing.T) {
 	// scale-down keeps the ready pods.
 	scale := func(n int32) {
 		t.Helper()
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			sc, err := c.AppsV1().ReplicaSets("default").GetScale(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			sc.Spec.Replicas = n
-			_, err = c.AppsV1().ReplicaSets("default").UpdateScale(ctx, name, sc, metav1.UpdateOptions{})
-			return err
-		})
-		if err != nil {
-			t.Fatalf("scale to %d: %v", n, err)
-		}
+		scaleTo(t, n, c.AppsV1().ReplicaSets("default").GetScale, c.AppsV1().ReplicaSets("default").UpdateScale, name)
 	}
 	scale(5)
 	waitReplicas(5)
 	scale(1)
 	left := waitReplicas(1)
-	if !readyPod(&left[0]) {
+	if !podutil.Ready(&left[0]) {
 		t.Errorf("scale-down kept unready pod %s over ready ones", left[0].Name)
 	}
-	eventually(t, "status of the scaled ReplicaSet", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "status of the scaled ReplicaSet", func() (bool, string) {
 		rs := getRS()
 		st := rs.Status
 		return st.ObservedGeneration == rs.Generation && st.ReadyReplicas == 1 && st.AvailableReplicas == 1, fmt.Sprintf("%+v", st)
 	})
-}
-
-func readyPod(p *v1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == v1.PodReady {
-			return c.Status == v1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func TestAdoptionAndReleaseAgainstAPI(t *testing.T) {
@@ -292,14 +255,14 @@ func TestAdoptionAndReleaseAgainstAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the orphan adopted, no pod created", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "the orphan adopted, no pod created", func() (bool, string) {
 		p, err := c.CoreV1().Pods("default").Get(ctx, "orphan", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		ref := metav1.GetControllerOf(p)
 		active, _ := podsOf(t, c, sel)
-		return ref != nil && ref.UID == rs.UID && len(active) == 1, fmt.Sprintf("refs %+v, pods %s", p.OwnerReferences, podNames(active))
+		return ref != nil && ref.UID == rs.UID && len(active) == 1, fmt.Sprintf("refs %+v, pods %s", p.OwnerReferences, ctltest.PodNames(active))
 	})
 
 	// Relabelled out of the selector, the pod is released and replaced.
@@ -315,14 +278,14 @@ func TestAdoptionAndReleaseAgainstAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the relabelled pod released and replaced", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "the relabelled pod released and replaced", func() (bool, string) {
 		p, err := c.CoreV1().Pods("default").Get(ctx, "orphan", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		active, _ := podsOf(t, c, sel)
 		return len(p.OwnerReferences) == 0 && len(active) == 1 && strings.HasPrefix(active[0].Name, "adopter-"),
-			fmt.Sprintf("refs %+v, pods %s", p.OwnerReferences, podNames(active))
+			fmt.Sprintf("refs %+v, pods %s", p.OwnerReferences, ctltest.PodNames(active))
 	})
 }
 
@@ -354,13 +317,10 @@ func TestReplicationControllerAgainstAPI(t *testing.T) {
 	}
 	waitReplicas := func(want int) []v1.Pod {
 		t.Helper()
-		var active []v1.Pod
-		eventually(t, fmt.Sprintf("%d active pods and status.replicas=%d", want, want), func() (bool, string) {
-			active, _ = podsOf(t, c, sel)
+		return waitActive(t, c, sel, want, func() (int32, string) {
 			st := getRC().Status
-			return len(active) == want && st.Replicas == int32(want), fmt.Sprintf("pods %s, status %+v", podNames(active), st)
+			return st.Replicas, fmt.Sprintf("%+v", st)
 		})
-		return active
 	}
 
 	pods := waitReplicas(2)
@@ -374,28 +334,17 @@ func TestReplicationControllerAgainstAPI(t *testing.T) {
 	if err := c.CoreV1().Pods("default").Delete(ctx, pods[0].Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "replacement of a deleted pod", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "replacement of a deleted pod", func() (bool, string) {
 		active, _ := podsOf(t, c, sel)
-		return len(active) == 2 && !strings.Contains(podNames(active), pods[0].Name), podNames(active)
+		return len(active) == 2 && !strings.Contains(ctltest.PodNames(active), pods[0].Name), ctltest.PodNames(active)
 	})
 
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		sc, err := c.CoreV1().ReplicationControllers("default").GetScale(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		sc.Spec.Replicas = 3
-		_, err = c.CoreV1().ReplicationControllers("default").UpdateScale(ctx, name, sc, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	scaleTo(t, 3, c.CoreV1().ReplicationControllers("default").GetScale, c.CoreV1().ReplicationControllers("default").UpdateScale, name)
 	pods = waitReplicas(3)
 	for _, p := range pods {
 		setPodStatus(t, c, p.Name, markReady)
 	}
-	eventually(t, "ready and available replicas", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "ready and available replicas", func() (bool, string) {
 		rc := getRC()
 		st := rc.Status
 		return st.ReadyReplicas == 3 && st.AvailableReplicas == 3 && st.FullyLabeledReplicas == 3 && st.ObservedGeneration == rc.Generation, fmt.Sprintf("%+v", st)

@@ -17,12 +17,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/utils/ptr"
+
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
 )
 
 // env is one API server with the controller running, shared by the
@@ -34,25 +33,14 @@ type env struct {
 func start(t *testing.T) *env {
 	t.Helper()
 	s := apitest.Start(t)
-	client := s.Client
-	ctx, cancel := context.WithCancel(context.Background())
-	f := informers.NewSharedInformerFactory(client, 0)
-	b := record.NewBroadcaster(record.WithContext(ctx))
-	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	rec := b.NewRecorder(scheme.Scheme, v1.EventSource{Component: "statefulset-controller"})
-	c := New(client, f, rec, Options{})
-	f.Start(ctx.Done())
-	done := make(chan struct{})
-	go func() { c.Run(ctx, 2); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		f.Shutdown()
-		b.Shutdown()
-	})
-	return &env{client: client}
+	rec := ctltest.APIRecorder(t, s.Client, "statefulset-controller")
+	f := informers.NewSharedInformerFactory(s.Client, 0)
+	c := New(s.Client, f, rec, Options{})
+	ctltest.Run(t, f, func(ctx context.Context) { c.Run(ctx, 2) })
+	return &env{client: s.Client}
 }
 
+// namespace creates a namespace named after the subtest.
 func (e *env) namespace(t *testing.T) string {
 	t.Helper()
 	name := strings.Map(func(r rune) rune {
@@ -65,9 +53,7 @@ func (e *env) namespace(t *testing.T) string {
 		name = name[:60]
 	}
 	name = strings.Trim(name, "-")
-	if _, err := e.client.CoreV1().Namespaces().Create(context.Background(), &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ctltest.CreateNamespace(t, e.client, name)
 	return name
 }
 
@@ -139,36 +125,16 @@ func (e *env) pods(t *testing.T, ns string) []v1.Pod {
 	return l.Items
 }
 
-func podNames(pods []v1.Pod) string {
-	var s []string
-	for _, p := range pods {
-		s = append(s, p.Name)
-	}
-	return strings.Join(s, ",")
-}
+// podIP is the address every simulated pod reports.
+const podIP = "10.244.0.10"
+
+// waitTimeout bounds how long a test waits for the controller to converge.
+const waitTimeout = 30 * time.Second
 
 // markReady plays the node agent: the pod runs and passes its probes.
 func (e *env) markReady(t *testing.T, ns, name string) {
 	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		p, err := e.client.CoreV1().Pods(ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		setReady(p)
-		_, err = e.client.CoreV1().Pods(ns).UpdateStatus(context.Background(), p, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func setReady(p *v1.Pod) {
-	p.Status.Phase = v1.PodRunning
-	p.Status.PodIP = "10.244.0.10"
-	p.Status.PodIPs = []v1.PodIP{{IP: p.Status.PodIP}}
-	p.Status.Conditions = []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+	ctltest.UpdatePodStatus(t, e.client, ns, name, ctltest.RunningReady(podIP))
 }
 
 // kubelet simulates a node agent for ns until the test ends: new pods
@@ -181,11 +147,7 @@ type kubelet struct {
 
 func (e *env) runKubelet(t *testing.T, ns string) *kubelet {
 	k := &kubelet{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
+	ctltest.Go(t, func(ctx context.Context) {
 		seen := map[string]bool{}
 		for ctx.Err() == nil {
 			l, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
@@ -203,7 +165,7 @@ func (e *env) runKubelet(t *testing.T, ns string) *kubelet {
 						_ = e.client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{
 							GracePeriodSeconds: ptr.To(int64(0)), Preconditions: &metav1.Preconditions{UID: &p.UID}})
 					case !isRunningAndReady(p) && !isFinished(p):
-						setReady(p)
+						ctltest.RunningReady(podIP)(&p.Status)
 						_, _ = e.client.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 					}
 				}
@@ -213,7 +175,7 @@ func (e *env) runKubelet(t *testing.T, ns string) *kubelet {
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
-	}()
+	})
 	return k
 }
 
@@ -221,32 +183,6 @@ func (k *kubelet) order() string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return strings.Join(k.terminated, ",")
-}
-
-func eventually(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last: %s", what, last)
-}
-
-// never fails if cond becomes true within d.
-func never(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			t.Fatalf("unexpectedly %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // rolloutStatus is what kubectl rollout status statefulset prints.
@@ -266,7 +202,7 @@ func rolloutStatus(t *testing.T, s *appsv1.StatefulSet) (string, bool) {
 
 func (e *env) rolledOut(t *testing.T, ns string) {
 	t.Helper()
-	eventually(t, "kubectl rollout status to report completion", func() (bool, string) {
+	ctltest.Eventually(t, waitTimeout, "kubectl rollout status to report completion", func() (bool, string) {
 		msg, done := rolloutStatus(t, e.get(t, ns))
 		return done, msg
 	})

@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
+
+	"github.com/portal-net/portal/internal/controller/internal/ctltest"
 )
 
 func TestStatefulSet(t *testing.T) {
@@ -24,12 +26,12 @@ func TestStatefulSet(t *testing.T) {
 		ns := e.namespace(t)
 		e.create(t, webSet(ns, 3))
 		for i, name := range []string{"web-0", "web-1", "web-2"} {
-			eventually(t, name+" to be created", func() (bool, string) {
+			ctltest.Eventually(t, waitTimeout, name+" to be created", func() (bool, string) {
 				pods := e.pods(t, ns)
-				return len(pods) == i+1 && pods[i].Name == name, podNames(pods)
+				return len(pods) == i+1 && pods[i].Name == name, ctltest.PodNames(pods)
 			})
 			if i < 2 {
-				never(t, "created the next pod before "+name+" was ready", 500*time.Millisecond, func() bool {
+				ctltest.Never(t, 500*time.Millisecond, "created the next pod before "+name+" was ready", func() bool {
 					return len(e.pods(t, ns)) > i+1
 				})
 			}
@@ -68,7 +70,7 @@ func TestStatefulSet(t *testing.T) {
 				t.Errorf("%s runs revision %s, status says %s", p.Name, p.Labels[appsv1.ControllerRevisionHashLabelKey], st.UpdateRevision)
 			}
 		}
-		eventually(t, "creation events", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "creation events", func() (bool, string) {
 			ev := e.events(t, ns)
 			return strings.Contains(ev, "SuccessfulCreate: create Pod web-0 in StatefulSet web successful") &&
 				strings.Contains(ev, "SuccessfulCreate: create Pod web-2 in StatefulSet web successful"), ev
@@ -78,18 +80,18 @@ func TestStatefulSet(t *testing.T) {
 	t.Run("Parallel creates all pods at once", func(t *testing.T) {
 		ns := e.namespace(t)
 		e.create(t, webSet(ns, 3, parallel))
-		eventually(t, "three pods without any being ready", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "three pods without any being ready", func() (bool, string) {
 			pods := e.pods(t, ns)
-			return podNames(pods) == "web-0,web-1,web-2", podNames(pods)
+			return ctltest.PodNames(pods) == "web-0,web-1,web-2", ctltest.PodNames(pods)
 		})
 	})
 
 	t.Run("ordinals start at spec.ordinals.start", func(t *testing.T) {
 		ns := e.namespace(t)
 		e.create(t, webSet(ns, 2, parallel, startAt(3)))
-		eventually(t, "web-3 and web-4", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "web-3 and web-4", func() (bool, string) {
 			pods := e.pods(t, ns)
-			return podNames(pods) == "web-3,web-4", podNames(pods)
+			return ctltest.PodNames(pods) == "web-3,web-4", ctltest.PodNames(pods)
 		})
 	})
 
@@ -99,19 +101,19 @@ func TestStatefulSet(t *testing.T) {
 		e.create(t, webSet(ns, 4))
 		e.rolledOut(t, ns)
 		e.updateSet(t, ns, func(s *appsv1.StatefulSet) { s.Spec.Replicas = ptr32(1) })
-		eventually(t, "one pod left", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "one pod left", func() (bool, string) {
 			pods := e.pods(t, ns)
-			return podNames(pods) == "web-0", podNames(pods)
+			return ctltest.PodNames(pods) == "web-0", ctltest.PodNames(pods)
 		})
 		if got := k.order(); got != "web-3,web-2,web-1" {
 			t.Errorf("terminated %s, want web-3,web-2,web-1", got)
 		}
 		e.rolledOut(t, ns)
-		eventually(t, "status to count one replica", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "status to count one replica", func() (bool, string) {
 			st := e.get(t, ns).Status
 			return st.Replicas == 1 && st.ReadyReplicas == 1 && st.AvailableReplicas == 1, fmt.Sprintf("%+v", st)
 		})
-		eventually(t, "deletion events", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "deletion events", func() (bool, string) {
 			ev := e.events(t, ns)
 			return strings.Contains(ev, "SuccessfulDelete: delete Pod web-3 in StatefulSet web successful"), ev
 		})
@@ -121,7 +123,7 @@ func TestStatefulSet(t *testing.T) {
 		ns := e.namespace(t)
 		e.create(t, webSet(ns, 3))
 		for _, name := range []string{"web-0", "web-1", "web-2"} {
-			eventually(t, name+" to be created", func() (bool, string) {
+			ctltest.Eventually(t, waitTimeout, name+" to be created", func() (bool, string) {
 				_, err := e.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 				return err == nil, ""
 			})
@@ -132,13 +134,13 @@ func TestStatefulSet(t *testing.T) {
 			p, err := e.client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 			return err == nil && p.DeletionTimestamp != nil
 		}
-		eventually(t, "web-2 terminating", func() (bool, string) { return terminating("web-2"), podsAt(e.pods(t, ns)) })
-		never(t, "deleted web-1 while web-2 was still terminating", 500*time.Millisecond, func() bool { return terminating("web-1") })
+		ctltest.Eventually(t, waitTimeout, "web-2 terminating", func() (bool, string) { return terminating("web-2"), podsAt(e.pods(t, ns)) })
+		ctltest.Never(t, 500*time.Millisecond, "deleted web-1 while web-2 was still terminating", func() bool { return terminating("web-1") })
 		// The node agent finishes web-2's termination.
 		if err := e.client.CoreV1().Pods(ns).Delete(ctx, "web-2", metav1.DeleteOptions{GracePeriodSeconds: ptr64(0)}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "web-1 terminating", func() (bool, string) { return terminating("web-1"), podsAt(e.pods(t, ns)) })
+		ctltest.Eventually(t, waitTimeout, "web-1 terminating", func() (bool, string) { return terminating("web-1"), podsAt(e.pods(t, ns)) })
 		if terminating("web-0") {
 			t.Errorf("web-0 is being deleted")
 		}
@@ -147,9 +149,9 @@ func TestStatefulSet(t *testing.T) {
 	t.Run("minReadySeconds delays availableReplicas", func(t *testing.T) {
 		ns := e.namespace(t)
 		e.create(t, webSet(ns, 1, minReady(3)))
-		eventually(t, "web-0", func() (bool, string) { return len(e.pods(t, ns)) == 1, "" })
+		ctltest.Eventually(t, waitTimeout, "web-0", func() (bool, string) { return len(e.pods(t, ns)) == 1, "" })
 		e.markReady(t, ns, "web-0")
-		eventually(t, "readyReplicas 1", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "readyReplicas 1", func() (bool, string) {
 			st := e.get(t, ns).Status
 			return st.ReadyReplicas == 1, ""
 		})
@@ -157,7 +159,7 @@ func TestStatefulSet(t *testing.T) {
 			t.Errorf("available right after becoming ready: %+v", st)
 		}
 		// No pod event follows; only the controller's own requeue finds it.
-		eventually(t, "availableReplicas 1", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "availableReplicas 1", func() (bool, string) {
 			st := e.get(t, ns).Status
 			return st.AvailableReplicas == 1, ""
 		})
@@ -171,7 +173,7 @@ func TestStatefulSet(t *testing.T) {
 		before := e.get(t, ns).Status.CurrentRevision
 
 		e.updateSet(t, ns, func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = "nginx:2.0" })
-		eventually(t, "every pod on nginx:2.0", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "every pod on nginx:2.0", func() (bool, string) {
 			pods := podsAt(e.pods(t, ns))
 			return pods == "web-0=nginx:2.0 web-1=nginx:2.0 web-2=nginx:2.0", pods
 		})
@@ -200,7 +202,7 @@ func TestStatefulSet(t *testing.T) {
 		if msg, _ := rolloutStatus(t, set); !strings.HasPrefix(msg, "partitioned roll out complete: 1 new pods") {
 			t.Errorf("kubectl rollout status: %q", msg)
 		}
-		never(t, "updated a pod below the partition", 500*time.Millisecond, func() bool {
+		ctltest.Never(t, 500*time.Millisecond, "updated a pod below the partition", func() bool {
 			return podsAt(e.pods(t, ns)) != "web-0=nginx:1.0 web-1=nginx:1.0 web-2=nginx:2.0"
 		})
 		st := e.get(t, ns).Status
@@ -210,7 +212,7 @@ func TestStatefulSet(t *testing.T) {
 
 		// Lowering the partition finishes the rollout.
 		e.updateSet(t, ns, func(s *appsv1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Partition = ptr32(0) })
-		eventually(t, "every pod on nginx:2.0", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "every pod on nginx:2.0", func() (bool, string) {
 			pods := podsAt(e.pods(t, ns))
 			return pods == "web-0=nginx:2.0 web-1=nginx:2.0 web-2=nginx:2.0", pods
 		})
@@ -252,7 +254,7 @@ func TestStatefulSet(t *testing.T) {
 		if err != nil || msg != "rolled back" {
 			t.Fatalf("kubectl rollout undo: %q, %v", msg, err)
 		}
-		eventually(t, "pods back on nginx:1.0", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "pods back on nginx:1.0", func() (bool, string) {
 			pods := podsAt(e.pods(t, ns))
 			return pods == "web-0=nginx:1.0 web-1=nginx:1.0", pods
 		})
@@ -286,7 +288,7 @@ func TestStatefulSet(t *testing.T) {
 			e.updateSet(t, ns, func(s *appsv1.StatefulSet) { s.Spec.Template.Spec.Containers[0].Image = img })
 			e.rolledOut(t, ns)
 		}
-		eventually(t, "two revisions (live plus one old)", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "two revisions (live plus one old)", func() (bool, string) {
 			revs, err := e.client.AppsV1().ControllerRevisions(ns).List(ctx, metav1.ListOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -302,13 +304,13 @@ func TestStatefulSet(t *testing.T) {
 	t.Run("a failed pod is replaced", func(t *testing.T) {
 		ns := e.namespace(t)
 		e.create(t, webSet(ns, 2, parallel))
-		eventually(t, "two pods", func() (bool, string) { p := e.pods(t, ns); return len(p) == 2, podNames(p) })
+		ctltest.Eventually(t, waitTimeout, "two pods", func() (bool, string) { p := e.pods(t, ns); return len(p) == 2, ctltest.PodNames(p) })
 		old := e.pods(t, ns)[1]
 		old.Status.Phase = v1.PodFailed
 		if _, err := e.client.CoreV1().Pods(ns).UpdateStatus(ctx, &old, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "web-1 recreated", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "web-1 recreated", func() (bool, string) {
 			p, err := e.client.CoreV1().Pods(ns).Get(ctx, "web-1", metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				return false, "missing"
@@ -318,7 +320,7 @@ func TestStatefulSet(t *testing.T) {
 			}
 			return p.UID != old.UID && p.Status.Phase != v1.PodFailed, string(p.Status.Phase)
 		})
-		eventually(t, "a warning event", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "a warning event", func() (bool, string) {
 			ev := e.events(t, ns)
 			return strings.Contains(ev, "RecreatingFailedPod"), ev
 		})
@@ -333,7 +335,7 @@ func TestStatefulSet(t *testing.T) {
 		}
 		e.create(t, webSet(ns, 1))
 		set := e.get(t, ns)
-		eventually(t, "web-0 adopted", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "web-0 adopted", func() (bool, string) {
 			p, err := e.client.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -342,7 +344,7 @@ func TestStatefulSet(t *testing.T) {
 			return ref != nil && ref.UID == set.UID && p.UID != "" && p.Name == "web-0", p.ResourceVersion
 		})
 		if p := e.pods(t, ns); len(p) != 1 {
-			t.Errorf("pods: %s", podNames(p))
+			t.Errorf("pods: %s", ctltest.PodNames(p))
 		}
 		// Taking the pod out of the selector releases it (its name still
 		// blocks a replacement, as upstream).
@@ -351,7 +353,7 @@ func TestStatefulSet(t *testing.T) {
 		if _, err := e.client.CoreV1().Pods(ns).Update(ctx, p, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "web-0 released", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "web-0 released", func() (bool, string) {
 			p, err := e.client.CoreV1().Pods(ns).Get(ctx, "web-0", metav1.GetOptions{})
 			if err != nil {
 				return false, err.Error()
@@ -370,10 +372,10 @@ func TestStatefulSet(t *testing.T) {
 			Spec:       v1.PersistentVolumeClaimSpec{AccessModes: []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}},
 		}}
 		e.create(t, set)
-		eventually(t, "web-0 with its volume", func() (bool, string) {
+		ctltest.Eventually(t, waitTimeout, "web-0 with its volume", func() (bool, string) {
 			pods := e.pods(t, ns)
 			if len(pods) != 1 {
-				return false, podNames(pods)
+				return false, ctltest.PodNames(pods)
 			}
 			vols := pods[0].Spec.Volumes
 			return len(vols) == 1 && vols[0].Name == "www" && vols[0].EmptyDir != nil, ""

@@ -2,6 +2,7 @@ package slicepack
 
 import (
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
@@ -277,8 +278,8 @@ func sortedEndpoints(eps []discovery.Endpoint) []discovery.Endpoint {
 }
 
 func metaMatches(s *discovery.EndpointSlice, want metav1.ObjectMeta) bool {
-	return mapsEqual(s.Labels, want.Labels) &&
-		mapsEqual(s.Annotations, want.Annotations) &&
+	return maps.Equal(s.Labels, want.Labels) &&
+		maps.Equal(s.Annotations, want.Annotations) &&
 		apiequality.Semantic.DeepEqual(normRefs(s.OwnerReferences), normRefs(want.OwnerReferences))
 }
 
@@ -287,18 +288,6 @@ func normRefs(r []metav1.OwnerReference) []metav1.OwnerReference {
 		return nil
 	}
 	return r
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
 }
 
 func deref(s *string) string {
