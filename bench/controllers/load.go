@@ -58,6 +58,7 @@ func (b *bench) load(ctx context.Context) error {
 		return fmt.Errorf("services: %d of %d within the limit: %v", r.Done, o.services, err)
 	}
 	n := o.services * o.pods
+	profiled := b.cm.profile(ctx, o.profile, "load", 30*time.Second)
 	r, err = load.Throughput(ctx, n, o.workers, o.limit, func(ctx context.Context, i int) error {
 		s := i % o.services
 		_, err := createReadyPod(ctx, b.kc, loadNS, svcName(s), fmt.Sprintf("%s-%d", svcName(s), i/o.services), podIP(i))
@@ -72,6 +73,9 @@ func (b *bench) load(ctx context.Context) error {
 		return err
 	}
 	caughtUp := time.Now()
+	if err := profiled(); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
 	if err := b.checkSlices(ctx); err != nil {
 		return err
 	}

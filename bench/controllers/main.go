@@ -25,6 +25,7 @@ type options struct {
 	workers    int
 	limit      time.Duration
 	startLimit time.Duration
+	profile    string
 }
 
 func main() {
@@ -36,6 +37,7 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 32, "concurrent client-go workers creating the load")
 	flag.DurationVar(&o.limit, "limit", 15*time.Minute, "time limit of each load or wait")
 	flag.DurationVar(&o.startLimit, "start-limit", time.Minute, "time limit for a process to become ready")
+	flag.StringVar(&o.profile, "profile", "", "directory for 30 s CPU profiles of the controller manager during the load and the resync")
 	flag.Parse()
 	if o.services < 1 || o.pods < 1 || o.samples < 1 || o.workers < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -services, -pods, -samples and -workers must be positive")

@@ -26,10 +26,14 @@ func (b *bench) resync(ctx context.Context) error {
 	if _, err := b.cm.start(ctx, b.o.startLimit); err != nil {
 		return err
 	}
+	profiled := b.cm.profile(ctx, b.o.profile, "resync", 10*time.Second)
 	if err := b.cm.settled(ctx, b.o.limit, float64(b.o.services), "endpointslice", "endpoints"); err != nil {
 		return err
 	}
 	took := time.Since(t0)
+	if err := profiled(); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
 	rewritten := 0
 	if err := listSlices(ctx, b, func(s *discoveryv1.EndpointSlice) {
 		if before[s.Name] != s.ResourceVersion {

@@ -11,7 +11,6 @@ import (
 	discovery "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -29,10 +28,10 @@ type Options struct {
 type Controller struct {
 	client    kubernetes.Interface
 	services  corelisters.ServiceLister
-	pods      corelisters.PodLister
 	endpoints corelisters.EndpointsLister
 	tracker   *runner.Tracker
 	loop      *runner.Loop
+	index     *runner.SelectorIndex
 }
 
 // New registers informer handlers on f; the caller starts f.
@@ -43,9 +42,9 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 	c := &Controller{
 		client:    client,
 		services:  svcInf.Lister(),
-		pods:      podInf.Lister(),
 		endpoints: epInf.Lister(),
 		tracker:   runner.NewTracker(),
+		index:     runner.MustSelectorIndex(f),
 	}
 	c.loop = &runner.Loop{
 		Name:        "endpoints",
@@ -59,7 +58,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
 		DeleteFunc: c.loop.Enqueue,
 	})
-	_, _ = podInf.Informer().AddEventHandler(c.loop.PodServiceHandler(c.services))
+	_, _ = podInf.Informer().AddEventHandler(c.loop.PodServiceHandler(c.index))
 	// Our objects edited or deleted by someone else converge back.
 	_, _ = epInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
@@ -115,7 +114,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if !podutil.ServesSelector(svc) {
 		return nil
 	}
-	pods, err := c.pods.Pods(ns).List(labels.SelectorFromSet(svc.Spec.Selector))
+	pods, err := c.index.PodsFor(ns, svc.Spec.Selector)
 	if err != nil {
 		return fmt.Errorf("list pods of %s: %w", key, err)
 	}

@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
@@ -30,14 +29,14 @@ type Options struct {
 
 // Controller keeps EndpointSlices of selector Services in line with pods.
 type Controller struct {
-	client   kubernetes.Interface
-	opts     Options
-	services corelisters.ServiceLister
-	pods     corelisters.PodLister
-	nodes    corelisters.NodeLister
-	slices   discoverylisters.EndpointSliceLister
-	tracker  *runner.Tracker
-	loop     *runner.Loop
+	client     kubernetes.Interface
+	opts       Options
+	services   corelisters.ServiceLister
+	nodes      corelisters.NodeLister
+	tracker    *runner.Tracker
+	sliceIndex *runner.SliceIndex
+	loop       *runner.Loop
+	index      *runner.SelectorIndex
 }
 
 // New registers informer handlers on f; the caller starts f.
@@ -50,13 +49,13 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 	nodeInf := f.Core().V1().Nodes()
 	sliceInf := f.Discovery().V1().EndpointSlices()
 	c := &Controller{
-		client:   client,
-		opts:     opts,
-		services: svcInf.Lister(),
-		pods:     podInf.Lister(),
-		nodes:    nodeInf.Lister(),
-		slices:   sliceInf.Lister(),
-		tracker:  runner.NewTracker(),
+		client:     client,
+		opts:       opts,
+		services:   svcInf.Lister(),
+		nodes:      nodeInf.Lister(),
+		tracker:    runner.NewTracker(),
+		sliceIndex: runner.MustSliceIndex(f),
+		index:      runner.MustSelectorIndex(f),
 	}
 	c.loop = &runner.Loop{
 		Name:        "endpointslice",
@@ -70,7 +69,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
 		DeleteFunc: c.loop.Enqueue,
 	})
-	_, _ = podInf.Informer().AddEventHandler(c.loop.PodServiceHandler(c.services))
+	_, _ = podInf.Informer().AddEventHandler(c.loop.PodServiceHandler(c.index))
 	_, _ = nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(old, obj interface{}) {
 			o, ok1 := old.(*v1.Node)
@@ -120,10 +119,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	existing, err := c.slices.EndpointSlices(ns).List(labels.SelectorFromSet(labels.Set{
-		discovery.LabelServiceName: name,
-		discovery.LabelManagedBy:   ControllerName,
-	}))
+	existing, err := c.sliceIndex.Of(ns, name, ControllerName)
 	if err != nil {
 		return fmt.Errorf("list endpointslices of %s: %w", key, err)
 	}
@@ -146,7 +142,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		// must not outlive the Service even where none runs.
 		plan.Delete = existing
 	} else {
-		pods, err := c.pods.Pods(ns).List(labels.SelectorFromSet(svc.Spec.Selector))
+		pods, err := c.index.PodsFor(ns, svc.Spec.Selector)
 		if err != nil {
 			return fmt.Errorf("list pods of %s: %w", key, err)
 		}

@@ -8,11 +8,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
@@ -25,13 +23,13 @@ type Options struct {
 
 // Controller mirrors hand-written Endpoints into EndpointSlices.
 type Controller struct {
-	client    kubernetes.Interface
-	opts      Options
-	services  corelisters.ServiceLister
-	endpoints corelisters.EndpointsLister
-	slices    discoverylisters.EndpointSliceLister
-	tracker   *runner.Tracker
-	loop      *runner.Loop
+	client     kubernetes.Interface
+	opts       Options
+	services   corelisters.ServiceLister
+	endpoints  corelisters.EndpointsLister
+	tracker    *runner.Tracker
+	sliceIndex *runner.SliceIndex
+	loop       *runner.Loop
 }
 
 // New registers informer handlers on f; the caller starts f.
@@ -43,12 +41,12 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 	epInf := f.Core().V1().Endpoints()
 	sliceInf := f.Discovery().V1().EndpointSlices()
 	c := &Controller{
-		client:    client,
-		opts:      opts,
-		services:  svcInf.Lister(),
-		endpoints: epInf.Lister(),
-		slices:    sliceInf.Lister(),
-		tracker:   runner.NewTracker(),
+		client:     client,
+		opts:       opts,
+		services:   svcInf.Lister(),
+		endpoints:  epInf.Lister(),
+		tracker:    runner.NewTracker(),
+		sliceIndex: runner.MustSliceIndex(f),
 	}
 	c.loop = &runner.Loop{
 		Name:   "endpointslicemirroring",
@@ -86,10 +84,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return nil
 	}
-	existing, err := c.slices.EndpointSlices(ns).List(labels.SelectorFromSet(labels.Set{
-		discovery.LabelServiceName: name,
-		discovery.LabelManagedBy:   ControllerName,
-	}))
+	existing, err := c.sliceIndex.Of(ns, name, ControllerName)
 	if err != nil {
 		return fmt.Errorf("list endpointslices of %s: %w", key, err)
 	}
