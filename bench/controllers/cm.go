@@ -133,12 +133,21 @@ func (c *controllerManager) settled(ctx context.Context, limit time.Duration, mi
 // dir/name.pprof in the background; wait blocks until it is written. A
 // run without -profile does nothing.
 func (c *controllerManager) profile(ctx context.Context, dir, name string, d time.Duration) (wait func() error) {
+	return c.fetchProfile(ctx, dir, name, fmt.Sprintf("profile?seconds=%d", int(d.Seconds())))
+}
+
+// heapProfile writes the controller manager's live heap to dir/name.pprof.
+func (c *controllerManager) heapProfile(ctx context.Context, dir, name string) error {
+	return c.fetchProfile(ctx, dir, name, "heap?gc=1")()
+}
+
+func (c *controllerManager) fetchProfile(ctx context.Context, dir, name, path string) (wait func() error) {
 	if dir == "" {
 		return func() error { return nil }
 	}
 	done := make(chan error, 1)
 	go func() {
-		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.metrics, int(d.Seconds()))
+		url := fmt.Sprintf("http://%s/debug/pprof/%s", c.metrics, path)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			done <- err

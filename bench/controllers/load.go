@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -73,7 +74,7 @@ func (b *bench) load(ctx context.Context) error {
 		return err
 	}
 	caughtUp := time.Now()
-	if err := profiled(); err != nil {
+	if err := errors.Join(profiled(), b.cm.heapProfile(ctx, o.profile, "heap")); err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
 	if err := b.checkSlices(ctx); err != nil {
