@@ -1,0 +1,5 @@
+//go:build !race
+
+package controllermanager
+
+const raceEnabled = false
