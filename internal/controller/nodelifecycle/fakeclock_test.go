@@ -7,6 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
@@ -16,8 +17,15 @@ import (
 )
 
 // TestSyncWithFakeClock drives the controller's syncs by hand on a fake
-// clock: nothing sleeps, every boundary is exact.
+// clock: nothing sleeps, every boundary is exact. Beside the failing node
+// n1 there is a Ready n2 (evictions happen) or nothing (a fully disrupted
+// zone: evictions are held).
 func TestSyncWithFakeClock(t *testing.T) {
+	t.Run("with a Ready neighbour", func(t *testing.T) { runWithFakeClock(t, true) })
+	t.Run("alone in its zone", func(t *testing.T) { runWithFakeClock(t, false) })
+}
+
+func runWithFakeClock(t *testing.T, neighbour bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	clk := clocktesting.NewFakeClock(t0)
@@ -28,7 +36,13 @@ func TestSyncWithFakeClock(t *testing.T) {
 			{Key: v1.TaintNodeUnreachable, Operator: v1.TolerationOpExists, Effect: v1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)}}},
 		Status: v1.PodStatus{Phase: v1.PodRunning, Conditions: []v1.PodCondition{{Type: v1.PodReady, Status: v1.ConditionTrue}}},
 	}
-	client := fake.NewClientset(node, pod)
+	objs := []runtime.Object{node, pod}
+	if neighbour {
+		n2 := readyNode(v1.ConditionTrue, t0)
+		n2.Name = "n2"
+		objs = append(objs, n2)
+	}
+	client := fake.NewClientset(objs...)
 	f := informers.NewSharedInformerFactory(client, 0)
 	c := New(client, f, record.NewFakeRecorder(100), Options{Clock: clk})
 	var scheduled []time.Duration
@@ -113,7 +127,17 @@ func TestSyncWithFakeClock(t *testing.T) {
 	if err := c.syncPod(ctx, "default/p"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{}); err == nil {
+	_, err := client.CoreV1().Pods("default").Get(ctx, "p", metav1.GetOptions{})
+	if !neighbour {
+		if err != nil {
+			t.Fatalf("the only node's pod was evicted: %v", err)
+		}
+		if last := scheduled[len(scheduled)-1]; last != DefaultNodeMonitorPeriod {
+			t.Fatalf("held eviction looked at again in %v, want %v", last, DefaultNodeMonitorPeriod)
+		}
+		return
+	}
+	if err == nil {
 		t.Fatalf("pod not evicted at its deadline")
 	}
 

@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
@@ -181,6 +182,14 @@ func (c *Controller) evictIfDue(ctx context.Context, key string, pod *v1.Pod, no
 		c.after(key, wait)
 		return nil
 	}
+	if c.fullyDisrupted(node) {
+		// Look again later: evictions resume once some node of the zone
+		// is Ready again.
+		logger.V(2).Info("No node of the zone is Ready; holding evictions", "pod", key, "node", node.Name)
+		c.setPending(key, true)
+		c.after(key, c.opts.NodeMonitorPeriod)
+		return nil
+	}
 	c.setPending(key, false)
 	c.recorder.Eventf(pod, v1.EventTypeNormal, ReasonTaintManagerEviction, "Marking for deletion Pod %s", key)
 	if err := c.addDisruptionCondition(ctx, pod); err != nil {
@@ -228,4 +237,23 @@ func (c *Controller) setPending(key string, on bool) bool {
 		delete(c.pending, key)
 	}
 	return was
+}
+
+// fullyDisrupted reports whether no node of node's zone is Ready. Like
+// upstream's full-disruption mode, evictions then stop: every node failing
+// at once points at the control plane's view or the network rather than the
+// nodes, and a one-node cluster must not lose all its pods because its only
+// agent was down for a while.
+func (c *Controller) fullyDisrupted(node *v1.Node) bool {
+	zone := node.Labels[v1.LabelTopologyZone]
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return false
+	}
+	for _, n := range nodes {
+		if n.Labels[v1.LabelTopologyZone] == zone && readyStatus(n) == v1.ConditionTrue {
+			return false
+		}
+	}
+	return true
 }
