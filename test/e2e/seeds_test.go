@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -170,6 +171,24 @@ func TestSeedsApplyUnchanged(t *testing.T) {
 		r := row(out, "play-app-svc-no-selector")
 		if len(r) < 2 || r[1] != "10.3.42.250:30050" {
 			t.Fatalf("get endpoints:\n%s", out)
+		}
+		// The mirroring controller publishes it as an EndpointSlice too,
+		// which is what proxies and DNS read.
+		waitFor(t, 10*time.Second, "mirrored EndpointSlice", func() bool {
+			got, _, _ := s.kubectl("get", "endpointslices", "-n", "seed-c", "-l", "kubernetes.io/service-name=play-app-svc-no-selector",
+				"-o", `jsonpath={.items[*].metadata.labels.endpointslice\.kubernetes\.io/managed-by} {.items[*].endpoints[*].addresses[0]}:{.items[*].ports[0].port}`)
+			return got == "endpointslicemirroring-controller.k8s.io 10.3.42.250:30050"
+		})
+	})
+
+	t.Run("ExternalName services get no endpoints", func(t *testing.T) {
+		// Give the controllers time to act wrongly, then look.
+		time.Sleep(time.Second)
+		for _, ns := range []string{"prod", "seed-j"} {
+			out := s.mustKubectl("get", "endpointslices,endpoints", "-n", ns, "-o", "name")
+			if strings.TrimSpace(out) != "" {
+				t.Errorf("namespace %s has %s", ns, out)
+			}
 		}
 	})
 
