@@ -8,13 +8,13 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -80,21 +80,31 @@ func (f *FakeNodes) register(ctx context.Context, name string, idx int) error {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
 		corev1.LabelHostname: name, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64",
 	}}}
-	n, err := f.client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+	_, err := f.client.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("register node %s: %w", name, err)
 	}
 	capacity := corev1.ResourceList{
 		corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourcePods: resource.MustParse("110"),
 	}
-	n.Status = corev1.NodeStatus{
+	status := corev1.NodeStatus{
 		Capacity: capacity, Allocatable: capacity,
 		// TEST-NET-1 addresses: only ever objects, never reachable.
 		Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("192.0.2.%d", idx)}, {Type: corev1.NodeHostName, Address: name}},
 		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 			Message: "fake node agent is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now}},
 	}
-	if _, err := f.client.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+	// Controllers (pod CIDR allocation) may write the node meanwhile.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := f.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status = status
+		_, err = f.client.CoreV1().Nodes().UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("node %s status: %w", name, err)
 	}
 	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: corev1.NamespaceNodeLease},
@@ -162,21 +172,26 @@ func (f *FakeNodes) start(ctx context.Context, p *corev1.Pod) {
 	f.nextIP[p.Spec.NodeName]++
 	ip := fmt.Sprintf("10.42.%d.%d", f.nodeIdx[p.Spec.NodeName], f.nextIP[p.Spec.NodeName]%250+2)
 	f.mu.Unlock()
-	now := metav1.Now()
-	p = p.DeepCopy()
-	p.Status.Phase = corev1.PodRunning
-	p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-	p.Status.StartTime = &now
-	p.Status.Conditions = []corev1.PodCondition{
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: now},
+	running := func(cur *corev1.Pod) bool {
+		if cur.Status.Phase != corev1.PodPending {
+			return false // someone (an earlier event of ours) got there first
+		}
+		now := metav1.Now()
+		cur.Status.Phase = corev1.PodRunning
+		cur.Status.PodIP, cur.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+		cur.Status.StartTime = &now
+		cur.Status.Conditions = []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: now},
+		}
+		cur.Status.ContainerStatuses = nil
+		for _, c := range cur.Spec.Containers {
+			cur.Status.ContainerStatuses = append(cur.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image,
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}, Started: ptr.To(true)})
+		}
+		return true
 	}
-	for _, c := range p.Spec.Containers {
-		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, Image: c.Image,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}, Started: ptr.To(true)})
-	}
-	p, err := f.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-	if err != nil {
+	if !f.updatePodStatus(ctx, p, running) {
 		return
 	}
 	select {
@@ -184,25 +199,39 @@ func (f *FakeNodes) start(ctx context.Context, p *corev1.Pod) {
 		return
 	case <-time.After(f.ReadyAfter):
 	}
-	for i := 0; i < 5; i++ {
-		if !f.isAlive(p.Spec.NodeName) {
-			return
+	if !f.isAlive(p.Spec.NodeName) {
+		return
+	}
+	f.updatePodStatus(ctx, p, func(cur *corev1.Pod) bool {
+		if cur.Status.PodIP != ip || cur.DeletionTimestamp != nil {
+			return false
 		}
-		now = metav1.Now()
-		for j := range p.Status.Conditions {
-			if p.Status.Conditions[j].Type == corev1.PodReady {
-				p.Status.Conditions[j] = corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}
+		now := metav1.Now()
+		for j := range cur.Status.Conditions {
+			if cur.Status.Conditions[j].Type == corev1.PodReady {
+				cur.Status.Conditions[j] = corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}
 			}
 		}
-		for j := range p.Status.ContainerStatuses {
-			p.Status.ContainerStatuses[j].Ready = true
+		for j := range cur.Status.ContainerStatuses {
+			cur.Status.ContainerStatuses[j].Ready = true
 		}
-		_, err = f.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
-		if err == nil || !apierrors.IsConflict(err) {
-			return
+		return true
+	})
+}
+
+// updatePodStatus applies mutate to the current pod (same UID as p) and
+// writes its status, retrying on conflicts; false when mutate declined or
+// the pod is gone.
+func (f *FakeNodes) updatePodStatus(ctx context.Context, p *corev1.Pod, mutate func(*corev1.Pod) bool) bool {
+	wrote := false
+	_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := f.client.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil || cur.UID != p.UID || !mutate(cur) {
+			return err
 		}
-		if p, err = f.client.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{}); err != nil {
-			return
-		}
-	}
+		_, err = f.client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		wrote = err == nil
+		return err
+	})
+	return wrote
 }
