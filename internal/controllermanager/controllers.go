@@ -3,9 +3,6 @@ package controllermanager
 import (
 	"context"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/portal-net/portal/internal/config"
 	"github.com/portal-net/portal/internal/controller/daemonset"
 	"github.com/portal-net/portal/internal/controller/deployment"
 	"github.com/portal-net/portal/internal/controller/endpoints"
@@ -24,83 +21,78 @@ import (
 // informer handlers and returns the loop to run; informers start after all
 // descriptors are started.
 type descriptor struct {
-	name    string
-	enabled func(config.Controllers) bool
-	start   func(*Context) (func(context.Context), error)
+	name  string
+	start func(*Context) func(context.Context)
 }
 
 // descriptors lists every controller the manager runs, in start order.
 var descriptors = []descriptor{
-	{name: "endpointslice", start: func(c *Context) (func(context.Context), error) {
+	{name: "endpointslice", start: func(c *Context) func(context.Context) {
 		ctl := endpointslice.New(c.Client, c.Informers, endpointslice.Options{
 			MaxEndpointsPerSlice: c.Config.MaxEndpointsPerSlice,
 			BatchPeriod:          c.Config.EndpointUpdatesBatchPeriod,
 		})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "endpoints", start: func(c *Context) (func(context.Context), error) {
+	{name: "endpoints", start: func(c *Context) func(context.Context) {
 		ctl := endpoints.New(c.Client, c.Informers, endpoints.Options{BatchPeriod: c.Config.EndpointUpdatesBatchPeriod})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "endpointslicemirroring", start: func(c *Context) (func(context.Context), error) {
+	{name: "endpointslicemirroring", start: func(c *Context) func(context.Context) {
 		ctl := endpointslicemirroring.New(c.Client, c.Informers, endpointslicemirroring.Options{})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "replicaset", start: func(c *Context) (func(context.Context), error) {
+	{name: "replicaset", start: func(c *Context) func(context.Context) {
 		ctl := replicaset.New(c.Client, c.Informers, c.Recorder("replicaset-controller"), replicaset.Options{})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "replicationcontroller", start: func(c *Context) (func(context.Context), error) {
+	{name: "replicationcontroller", start: func(c *Context) func(context.Context) {
 		ctl := replicaset.NewReplicationController(c.Client, c.Informers, c.Recorder("replication-controller"), replicaset.Options{})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "deployment", start: func(c *Context) (func(context.Context), error) {
+	{name: "deployment", start: func(c *Context) func(context.Context) {
 		ctl := deployment.New(c.Client, c.Informers, c.Recorder("deployment-controller"), deployment.Options{})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "statefulset", start: func(c *Context) (func(context.Context), error) {
+	{name: "statefulset", start: func(c *Context) func(context.Context) {
 		ctl := statefulset.New(c.Client, c.Informers, c.Recorder("statefulset-controller"), statefulset.Options{})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "daemonset", start: func(c *Context) (func(context.Context), error) {
+	{name: "daemonset", start: func(c *Context) func(context.Context) {
 		ctl := daemonset.New(c.Client, c.Informers, c.Recorder("daemonset-controller"), daemonset.Options{})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "garbagecollector", start: func(c *Context) (func(context.Context), error) {
+	{name: "garbagecollector", start: func(c *Context) func(context.Context) {
 		ctl := garbagecollector.New(c.Client, c.Metadata, c.Client.Discovery(), c.Recorder("garbage-collector-controller"), garbagecollector.Options{})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "namespace", start: func(c *Context) (func(context.Context), error) {
+	{name: "namespace", start: func(c *Context) func(context.Context) {
 		ctl := namespace.New(c.Client, c.Metadata, c.Client.Discovery(), c.Informers, c.Recorder("namespace-controller"), namespace.Options{})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
-	{name: "nodeipam", start: func(c *Context) (func(context.Context), error) {
+	{name: "nodeipam", start: func(c *Context) func(context.Context) {
 		ctl := nodeipam.New(c.Client, c.Informers, c.Recorder("node-controller"), nodeipam.Options{
 			ClusterCIDR: c.Config.ClusterCIDR, NodeMaskSize: c.Config.NodeCIDRMaskSize,
 		})
-		return workers(ctl.Run, 1), nil
+		return workers(ctl.Run, 1)
 	}},
-	{name: "nodelifecycle", start: func(c *Context) (func(context.Context), error) {
+	{name: "nodelifecycle", start: func(c *Context) func(context.Context) {
 		ctl := nodelifecycle.New(c.Client, c.Informers, c.Recorder("node-controller"), nodelifecycle.Options{
 			NodeMonitorGracePeriod: c.Config.NodeMonitorGracePeriod,
 			NodeMonitorPeriod:      c.Config.NodeMonitorPeriod,
 			NodeStartupGracePeriod: c.Config.NodeStartupGracePeriod,
 		})
-		return workers(ctl.Run, c.Config.Workers), nil
+		return workers(ctl.Run, c.Config.Workers)
 	}},
 	// The scheduler's events come from "default-scheduler", as
 	// kube-scheduler's do; it runs one worker so that its view of node usage
 	// stays consistent.
-	{name: "scheduler", start: func(c *Context) (func(context.Context), error) {
+	{name: "scheduler", start: func(c *Context) func(context.Context) {
 		s := scheduler.New(c.Client, c.Informers, c.Recorder(scheduler.DefaultSchedulerName), scheduler.Options{})
-		return workers(s.Run, 1), nil
+		return workers(s.Run, 1)
 	}},
 }
 
 func workers(run func(context.Context, int), n int) func(context.Context) {
 	return func(ctx context.Context) { run(ctx, n) }
-}
-
-func metav1ObjectMeta(ns, name string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Namespace: ns, Name: name}
 }

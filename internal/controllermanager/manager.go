@@ -11,9 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -80,7 +79,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		return nil
 	}
 	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1ObjectMeta(LeaseNamespace, m.cfg.LeaseName),
+		LeaseMeta:  metav1.ObjectMeta{Namespace: LeaseNamespace, Name: m.cfg.LeaseName},
 		Client:     m.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: m.identity},
 	}
@@ -130,14 +129,7 @@ func (m *Manager) lead(ctx context.Context) {
 
 	var wg sync.WaitGroup
 	for _, d := range descriptors {
-		if d.enabled != nil && !d.enabled(m.cfg) {
-			continue
-		}
-		run, err := d.start(cc)
-		if err != nil {
-			logger.Error(err, "Cannot start controller", "controller", d.name)
-			continue
-		}
+		run := d.start(cc)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -166,7 +158,6 @@ func (m *Manager) lead(ctx context.Context) {
 type Context struct {
 	Client    kubernetes.Interface
 	Metadata  metadata.Interface
-	Discovery discovery.CachedDiscoveryInterface
 	Informers informers.SharedInformerFactory
 	Config    config.Controllers
 
@@ -183,16 +174,11 @@ func (m *Manager) newContext(ctx context.Context) (*Context, error) {
 	if err != nil {
 		return nil, err
 	}
-	disc, err := discovery.NewDiscoveryClientForConfig(m.rest)
-	if err != nil {
-		return nil, err
-	}
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
 	return &Context{
 		Client:      m.client,
 		Metadata:    md,
-		Discovery:   memory.NewMemCacheClient(disc),
 		Informers:   informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithTransform(dropManagedFields)),
 		Config:      m.cfg,
 		broadcaster: b,

@@ -61,16 +61,8 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, recorde
 			nodeInf.Informer().HasSynced, revInf.Informer().HasSynced},
 		Sync: c.sync,
 	}
-	_, _ = dsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.loop.Enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
-		DeleteFunc: c.loop.Enqueue,
-	})
-	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueOwner,
-		UpdateFunc: func(_, obj interface{}) { c.enqueueOwner(obj) },
-		DeleteFunc: c.enqueueOwner,
-	})
+	_, _ = dsInf.Informer().AddEventHandler(runner.OnEveryEvent(c.loop.Enqueue))
+	_, _ = podInf.Informer().AddEventHandler(runner.OnEveryEvent(c.enqueueOwner))
 	_, _ = nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(interface{}) { c.enqueueAll() },
 		UpdateFunc: func(old, obj interface{}) {

@@ -65,11 +65,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, recorde
 		Synced: []cache.InformerSynced{dInf.Informer().HasSynced, rsInf.Informer().HasSynced, podInf.Informer().HasSynced},
 		Sync:   c.sync,
 	}
-	_, _ = dInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.loop.Enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
-		DeleteFunc: c.loop.Enqueue,
-	})
+	_, _ = dInf.Informer().AddEventHandler(runner.OnEveryEvent(c.loop.Enqueue))
 	_, _ = rsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.addReplicaSet,
 		UpdateFunc: c.updateReplicaSet,

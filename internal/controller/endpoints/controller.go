@@ -53,11 +53,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 		Sync:        c.sync,
 		BatchPeriod: opts.BatchPeriod,
 	}
-	_, _ = svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.loop.Enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
-		DeleteFunc: c.loop.Enqueue,
-	})
+	_, _ = svcInf.Informer().AddEventHandler(runner.OnEveryEvent(c.loop.Enqueue))
 	_, _ = podInf.Informer().AddEventHandler(c.loop.PodServiceHandler(c.index))
 	// Our objects edited or deleted by someone else converge back.
 	_, _ = epInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -64,11 +64,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 		Sync:        c.sync,
 		BatchPeriod: opts.BatchPeriod,
 	}
-	_, _ = svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.loop.Enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
-		DeleteFunc: c.loop.Enqueue,
-	})
+	_, _ = svcInf.Informer().AddEventHandler(runner.OnEveryEvent(c.loop.Enqueue))
 	_, _ = podInf.Informer().AddEventHandler(c.loop.PodServiceHandler(c.index))
 	_, _ = nodeInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(old, obj interface{}) {
@@ -79,11 +75,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 			}
 		},
 	})
-	_, _ = sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueSliceService,
-		UpdateFunc: func(_, obj interface{}) { c.enqueueSliceService(obj) },
-		DeleteFunc: c.enqueueSliceService,
-	})
+	_, _ = sliceInf.Informer().AddEventHandler(runner.OnEveryEvent(c.enqueueSliceService))
 	return c
 }
 

@@ -54,11 +54,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 		Synced: []cache.InformerSynced{svcInf.Informer().HasSynced, epInf.Informer().HasSynced, sliceInf.Informer().HasSynced},
 		Sync:   c.sync,
 	}
-	byKey := cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.loop.Enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
-		DeleteFunc: c.loop.Enqueue,
-	}
+	byKey := runner.OnEveryEvent(c.loop.Enqueue)
 	_, _ = svcInf.Informer().AddEventHandler(byKey)
 	_, _ = epInf.Informer().AddEventHandler(byKey)
 	slice := func(obj interface{}) {
@@ -67,11 +63,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, opts Op
 			c.loop.Queue.Add(s.Namespace + "/" + s.Labels[discovery.LabelServiceName])
 		}
 	}
-	_, _ = sliceInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    slice,
-		UpdateFunc: func(_, obj interface{}) { slice(obj) },
-		DeleteFunc: slice,
-	})
+	_, _ = sliceInf.Informer().AddEventHandler(runner.OnEveryEvent(slice))
 	return c
 }
 

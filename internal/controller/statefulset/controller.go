@@ -60,11 +60,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, recorde
 		Synced: []cache.InformerSynced{setInf.Informer().HasSynced, podInf.Informer().HasSynced, revInf.Informer().HasSynced},
 		Sync:   c.sync,
 	}
-	_, _ = setInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.loop.Enqueue,
-		UpdateFunc: func(_, obj interface{}) { c.loop.Enqueue(obj) },
-		DeleteFunc: c.loop.Enqueue,
-	})
+	_, _ = setInf.Informer().AddEventHandler(runner.OnEveryEvent(c.loop.Enqueue))
 	_, _ = podInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj interface{}) { c.enqueueOwner(obj) },
 		UpdateFunc: func(old, obj interface{}) {

@@ -136,3 +136,13 @@ func SelectorMatches(selector map[string]string, podLabels map[string]string) bo
 	}
 	return labels.SelectorFromSet(selector).Matches(labels.Set(podLabels))
 }
+
+// OnEveryEvent returns informer handlers that call fn with the object of
+// every add, update (the new object) and delete (possibly a tombstone).
+func OnEveryEvent(fn func(obj interface{})) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    fn,
+		UpdateFunc: func(_, obj interface{}) { fn(obj) },
+		DeleteFunc: fn,
+	}
+}
