@@ -6,10 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -52,18 +50,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -n, -creates, -workers, -clients and -ops must be positive")
 		os.Exit(2)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	rows, err := run(ctx, o)
-	stop()
-	if len(rows) > 0 {
-		fmt.Println()
-		report.Render(os.Stdout, rows)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		os.Exit(1)
-	}
+	report.Main(func(ctx context.Context) ([]report.Row, error) { return run(ctx, o) })
 }
 
 // bench carries one run's server, clients and results.

@@ -5,9 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -43,17 +41,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench: -services, -pods, -samples and -workers must be positive")
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	rows, err := run(ctx, o)
-	stop()
-	if len(rows) > 0 {
-		fmt.Println()
-		report.Render(os.Stdout, rows)
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		os.Exit(1)
-	}
+	report.Main(func(ctx context.Context) ([]report.Row, error) { return run(ctx, o) })
 }
 
 // bench carries one run's processes, client and results.

@@ -3,10 +3,14 @@
 package report
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -79,5 +83,22 @@ func (t *Table) Add(metric, portal, baseline, goal string) {
 	t.Rows = append(t.Rows, Row{Metric: metric, Portal: portal, Baseline: baseline, Goal: goal})
 	if t.Live != nil {
 		fmt.Fprintf(t.Live, "  %s: %s | %s | %s\n", metric, portal, Cell(baseline), Cell(goal))
+	}
+}
+
+// Main runs a benchmark until it ends or is interrupted (SIGINT, SIGTERM),
+// prints its table to stdout — also the rows measured before a failure —
+// and exits 1 if it failed.
+func Main(run func(context.Context) ([]Row, error)) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	rows, err := run(ctx)
+	stop()
+	if len(rows) > 0 {
+		fmt.Println()
+		Render(os.Stdout, rows)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
 	}
 }
