@@ -12,7 +12,12 @@ require (
 	k8s.io/kubectl v0.37.2
 )
 
-require k8s.io/kms v0.37.2 // indirect
+require (
+	github.com/creack/pty v1.1.24 // indirect
+	github.com/vishvananda/netlink v1.3.1 // indirect
+	github.com/vishvananda/netns v0.0.5 // indirect
+	k8s.io/kms v0.37.2 // indirect
+)
 
 require (
 	cel.dev/expr v0.25.2 // indirect
@@ -118,7 +123,7 @@ require (
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.24.0
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
