@@ -8,6 +8,8 @@ command -v nft >/dev/null || need+=(nftables)
 command -v iptables >/dev/null || need+=(iptables)
 command -v conntrack >/dev/null || need+=(conntrack)
 command -v curl >/dev/null || need+=(curl)
+command -v busybox >/dev/null || need+=(busybox)
+command -v nsenter >/dev/null || need+=(util-linux)
 if ((${#need[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
 		echo "missing packages: ${need[*]} (run as root to install them)" >&2

@@ -1,0 +1,191 @@
+package agnhost
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// pause blocks until SIGTERM/SIGINT. Upstream exits 1 or 2 depending on
+// the signal; a stopped pause container here reports success instead.
+func pause(ctx context.Context, e env, args []string) int {
+	fs := flag.NewFlagSet("pause", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	delay := fs.Int("delay-shutdown", 0, "Number of seconds to delay shutdown when receiving SIGTERM/SIGINT.")
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	fmt.Fprintln(e.stdout, "Paused")
+	<-ctx.Done()
+	if *delay > 0 {
+		fmt.Fprintf(e.stdout, "Sleeping %d seconds before exit ...\n", *delay)
+		time.Sleep(time.Duration(*delay) * time.Second)
+	}
+	fmt.Fprintln(e.stdout, "exiting")
+	return 0
+}
+
+// liveness serves /healthz on :8080: healthy for the first 10 seconds,
+// then failing, so a liveness probe restarts the container.
+func liveness(ctx context.Context, e env, args []string) int {
+	fs := flag.NewFlagSet("liveness", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	started := e.now()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if d := e.now().Sub(started); d > 10*time.Second {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprintf(w, "error: %v", d.Seconds())
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) {
+		loc := r.URL.Query().Get("loc")
+		if loc == "" {
+			loc = "/healthz"
+		}
+		http.Redirect(w, r, loc, http.StatusFound)
+	})
+	ln, err := e.listen("tcp", ":8080")
+	if err != nil {
+		fmt.Fprintf(e.stderr, "liveness: %v\n", err)
+		return 1
+	}
+	return serveUntil(ctx, e, []net.Listener{ln}, mux)
+}
+
+// porter serves, for every SERVE_PORT_<port>=<text> in the environment,
+// <text> over HTTP on <port>.
+func porter(ctx context.Context, e env, args []string) int {
+	fs := flag.NewFlagSet("porter", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	const prefix = "SERVE_PORT_"
+	var ports []int
+	texts := map[int]string{}
+	for _, kv := range e.environ() {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		p, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
+		if err != nil || p <= 0 || p > 65535 {
+			fmt.Fprintf(e.stderr, "porter: invalid port in %s\n", k)
+			return 1
+		}
+		ports = append(ports, p)
+		texts[p] = v
+	}
+	if len(ports) == 0 {
+		fmt.Fprintln(e.stderr, "porter: no SERVE_PORT_<port> variables set")
+		return 1
+	}
+	sort.Ints(ports)
+	logger := log.New(e.stdout, "", log.LstdFlags)
+	var lns []net.Listener
+	mux := http.NewServeMux()
+	byAddr := map[string]string{}
+	for _, p := range ports {
+		ln, err := e.listen("tcp", fmt.Sprintf(":%d", p))
+		if err != nil {
+			closeAll(lns)
+			fmt.Fprintf(e.stderr, "porter: %v\n", err)
+			return 1
+		}
+		byAddr[ln.Addr().String()] = texts[p]
+		lns = append(lns, ln)
+		logger.Printf("Serving on port %d", p)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		if local == nil {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, byAddrLookup(byAddr, local))
+	})
+	return serveUntil(ctx, e, lns, mux)
+}
+
+// byAddrLookup finds the text of the listener a connection arrived on;
+// listeners on the wildcard address see local addresses of the actual IP.
+func byAddrLookup(byAddr map[string]string, local net.Addr) string {
+	if t, ok := byAddr[local.String()]; ok {
+		return t
+	}
+	_, port, _ := net.SplitHostPort(local.String())
+	for a, t := range byAddr {
+		if _, p, _ := net.SplitHostPort(a); p == port {
+			return t
+		}
+	}
+	return ""
+}
+
+// serveUntil serves h on lns until ctx ends, then shuts down gracefully.
+func serveUntil(ctx context.Context, e env, lns []net.Listener, h http.Handler) int {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, len(lns))
+	var wg sync.WaitGroup
+	for _, ln := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	code := 0
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		fmt.Fprintf(e.stderr, "serve: %v\n", err)
+		code = 1
+	}
+	shutdown(srv, 5*time.Second)
+	wg.Wait()
+	return code
+}
+
+func shutdown(srv *http.Server, timeout time.Duration) {
+	if timeout <= 0 {
+		srv.Close()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if srv.Shutdown(ctx) != nil {
+		srv.Close()
+	}
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
+// flagExit: -h is success, any other flag error a usage error.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 1
+}
