@@ -28,6 +28,7 @@ deps:
 
 build: deps
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/portal ./cmd/portal
+	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/portal-shim ./cmd/portal-shim
 	ln -sf portal $(BIN)/kubectl
 
 run: build
@@ -43,10 +44,13 @@ unit:
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
 # The e2e binary runs inside `unshare --net`: a new network namespace with
-# nothing but loopback, so no test can reach any other address.
+# nothing but loopback, so no test can reach any other address. It also gets
+# its own mount and PID namespaces: the namespaces and mounts pods use vanish
+# with it, and when it ends the kernel kills every process it left (pod
+# supervisors included), even after a crash.
 e2e: build
 	$(GO) test -c -o $(BIN)/e2e.test ./test/e2e
-	cd test/e2e && unshare --net -- ../../hack/in-netns.sh ../../$(BIN)/e2e.test -test.count=1 -test.v -test.timeout 20m -portal $(abspath $(BIN)/portal)
+	cd test/e2e && unshare --net --mount --pid --fork --mount-proc --kill-child -- ../../hack/in-netns.sh ../../$(BIN)/e2e.test -test.count=1 -test.v -test.timeout 20m -portal $(abspath $(BIN)/portal)
 
 test: build vet unit e2e
 

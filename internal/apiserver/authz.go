@@ -11,6 +11,9 @@ import (
 // system:public-info-viewer role allows.
 var publicPaths = map[string]bool{
 	"/healthz": true, "/livez": true, "/readyz": true, "/version": true, "/version/": true,
+	// The cluster CA certificate: joining agents fetch it and check it
+	// against the hash in their join token.
+	"/cacerts": true,
 }
 
 // authorizerFunc: authenticated users (the admin certificate, agents, the
@@ -31,6 +34,6 @@ func newAuthorizer() authorizer.Authorizer {
 		if !a.IsResourceRequest() && a.GetVerb() == "get" && publicPaths[a.GetPath()] {
 			return authorizer.DecisionAllow, "public info", nil
 		}
-		return authorizer.DecisionNoOpinion, "anonymous requests may only read /healthz, /livez, /readyz and /version", nil
+		return authorizer.DecisionNoOpinion, "anonymous requests may only read /healthz, /livez, /readyz, /version and /cacerts", nil
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -20,6 +21,7 @@ import (
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/rest"
@@ -87,6 +89,10 @@ func (s *Server) build(ctx context.Context, advertise net.IP) error {
 	gc.EffectiveVersion = basecompatibility.NewEffectiveVersionFromString(version.KubernetesVersion, "", "")
 	gc.ExternalAddress = net.JoinHostPort(advertise.String(), strconv.Itoa(s.cfg.SecurePort))
 	gc.PublicAddress = advertise
+	// Followed logs and exec/attach sessions last as long as the user
+	// wants: no request timeout, not counted as in-flight (as upstream).
+	gc.LongRunningFunc = genericfilters.BasicLongRunningRequestCheck(
+		sets.NewString("watch", "proxy"), sets.NewString("attach", "exec", "proxy", "log", "portforward"))
 
 	serving := genericoptions.NewSecureServingOptions()
 	serving.BindAddress = net.ParseIP(s.cfg.BindAddress)
@@ -147,6 +153,10 @@ func (s *Server) build(ctx context.Context, advertise net.IP) error {
 	if err := s.installResources(ctx, gc.RESTOptionsGetter); err != nil {
 		return err
 	}
+	generic.Handler.NonGoRestfulMux.HandleFunc("/cacerts", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(caPEM)
+	})
 	return s.addHooks(advertise)
 }
 
@@ -184,6 +194,19 @@ func (s *Server) LoopbackConfig() *rest.Config {
 	return rest.CopyConfig(s.generic.LoopbackClientConfig)
 }
 
+// CACertPEM is the cluster CA certificate (PEM).
+func (s *Server) CACertPEM() []byte { return s.bundle.CACertPEM }
+
+// WriteJoinToken writes the token agents join with (`portal agent
+// --server URL --token TOKEN`) to path, readable by root only.
+func (s *Server) WriteJoinToken(path string) (string, error) {
+	tok, err := s.bundle.JoinToken()
+	if err != nil {
+		return "", err
+	}
+	return tok, os.WriteFile(path, []byte(tok+"\n"), 0o600)
+}
+
 // AdminKubeconfig writes the admin kubeconfig to path.
 func (s *Server) AdminKubeconfig(path string) error {
 	return pki.WriteKubeconfig(path, s.url, s.bundle)
@@ -193,15 +216,7 @@ func advertiseIP(flag string) net.IP {
 	if ip := net.ParseIP(flag); ip != nil {
 		return ip
 	}
-	addrs, err := net.InterfaceAddrs()
-	if err == nil {
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
-				return n.IP
-			}
-		}
-	}
-	return net.IPv4(127, 0, 0, 1)
+	return config.HostIP()
 }
 
 func loopbackHost(bind string) string {

@@ -39,7 +39,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCommand(), newServerCommand(), newControllerManagerCommand(), newKubectlCommand(), newVersionCommand())
+	root.AddCommand(newUpCommand(), newServerCommand(), newAgentCommand(), newControllerManagerCommand(), newKubectlCommand(), newVersionCommand())
 	return root
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,7 +78,7 @@ func newServerCommand() *cobra.Command {
 // ready, starts the controller manager, calls onReady and serves until ctx
 // ends. On shutdown the controllers stop first (releasing their Lease so
 // another server takes over at once), then the API server.
-func runServer(ctx context.Context, c config.Server, onReady func(*apiserver.Server)) error {
+func runServer(ctx context.Context, c config.Server, onReady func(context.Context, *apiserver.Server)) error {
 	apiCtx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAPI()
 	srv, err := apiserver.New(apiCtx, c)
@@ -117,8 +119,14 @@ func runServer(ctx context.Context, c config.Server, onReady func(*apiserver.Ser
 			}
 		}()
 	}
+	joinPath := filepath.Join(c.DataDir, "join-token")
+	if _, err := srv.WriteJoinToken(joinPath); err != nil {
+		klog.ErrorS(err, "Writing the join token")
+	} else {
+		klog.InfoS("Agents join with: portal agent --server URL --token $(cat "+joinPath+")", "tokenFile", joinPath)
+	}
 	if onReady != nil {
-		onReady(srv)
+		onReady(ctx, srv)
 	}
 	select {
 	case err := <-errc:
@@ -136,13 +144,25 @@ func runServer(ctx context.Context, c config.Server, onReady func(*apiserver.Ser
 
 func newUpCommand() *cobra.Command {
 	c := config.DefaultServer()
+	ac := config.DefaultAgent()
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run an all-in-one cluster on this machine (API server, controllers, this host as the node)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext()
 			defer cancel()
-			return runServer(ctx, c, func(srv *apiserver.Server) {
+			// The agent stops with the server; its pods keep running.
+			var agentWG sync.WaitGroup
+			defer agentWG.Wait()
+			return runServer(ctx, c, func(ctx context.Context, srv *apiserver.Server) {
+				node := agentForUp(c, ac)
+				agentWG.Add(1)
+				go func() {
+					defer agentWG.Done()
+					runUntil(ctx, "agent", func(ctx context.Context) error {
+						return runAgent(ctx, node, srv.LoopbackConfig(), srv.CACertPEM())
+					})
+				}()
 				fmt.Fprintf(os.Stdout, `
 portal is up: API %s
   admin kubeconfig: %s
@@ -154,5 +174,6 @@ Stop with Ctrl-C.
 		},
 	}
 	bindServerFlags(cmd.Flags(), &c)
+	bindNodeFlags(cmd.Flags(), &ac)
 	return cmd
 }

@@ -135,3 +135,16 @@ func ParsePortRange(s string) (base, size int, err error) {
 	}
 	return 0, 0, fmt.Errorf("invalid port range %q (want e.g. 30000-32767)", s)
 }
+
+// ClusterDNSIP is the 10th address of the service range, the ClusterIP of
+// kube-dns (as in Kubernetes), which pods get as their nameserver.
+func (s *Server) ClusterDNSIP() net.IP {
+	n, err := s.ServiceNet()
+	if err != nil {
+		return nil
+	}
+	ip := make(net.IP, len(n.IP.To4()))
+	copy(ip, n.IP.To4())
+	ip[len(ip)-1] += 10
+	return ip
+}

@@ -1,0 +1,154 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Agent configures `portal agent` (and the agent half of `portal up`).
+type Agent struct {
+	// NodeName is the Node this agent registers (default: the hostname).
+	NodeName string
+	// NodeIP is the node's InternalIP (default: the host's first
+	// non-loopback IPv4 address).
+	NodeIP string
+	// Zone and Region become the topology.kubernetes.io labels.
+	Zone   string
+	Region string
+	// Labels are extra node labels (key=value).
+	Labels map[string]string
+
+	// Kubeconfig points the agent at an API server (any Kubernetes API).
+	Kubeconfig string
+	// Server and Token join a portal server instead: the token carries the
+	// hash of the server's CA, so the agent verifies the server without a
+	// CA file and without an insecure mode.
+	Server string
+	Token  string
+
+	// RootDir holds pod state, logs, volumes and IPAM records.
+	RootDir string
+	// RunDir holds runtime files that vanish at reboot (network namespaces).
+	RunDir string
+	// ShimBinary is the per-pod supervisor binary (default: portal-shim next
+	// to this executable, else this executable).
+	ShimBinary string
+
+	// PodCIDR overrides the node's spec.podCIDR (normally assigned by the
+	// controller manager).
+	PodCIDR string
+	// ClusterDNS and ClusterDomain go into pods' resolv.conf.
+	ClusterDNS    []string
+	ClusterDomain string
+	// ResolvConf is the host resolv.conf that dnsPolicy Default copies.
+	ResolvConf string
+
+	// Port serves the agent's HTTPS API (logs, exec) to the API server.
+	Port int
+	// MaxPods is the pods capacity of the node.
+	MaxPods int
+
+	// NodeStatusUpdateFrequency is how often node status is written; the
+	// node Lease is renewed every LeaseRenewInterval.
+	NodeStatusUpdateFrequency time.Duration
+	LeaseDuration             time.Duration
+	LeaseRenewInterval        time.Duration
+	// CrashBackoffInitial / CrashBackoffMax bound the restart back-off of
+	// crashing containers (doubling).
+	CrashBackoffInitial time.Duration
+	CrashBackoffMax     time.Duration
+}
+
+// DefaultAgent returns the defaults of `portal agent`.
+func DefaultAgent() Agent {
+	return Agent{
+		RootDir:                   filepath.Join(DefaultDataDir, "agent"),
+		RunDir:                    "/run/portal",
+		ClusterDNS:                []string{"10.0.0.10"},
+		ClusterDomain:             "cluster.local",
+		ResolvConf:                "/etc/resolv.conf",
+		Port:                      10250,
+		MaxPods:                   110,
+		NodeStatusUpdateFrequency: 10 * time.Second,
+		LeaseDuration:             40 * time.Second,
+		LeaseRenewInterval:        10 * time.Second,
+		CrashBackoffInitial:       10 * time.Second,
+		CrashBackoffMax:           300 * time.Second,
+	}
+}
+
+// Complete fills in defaults that depend on the host.
+func (a *Agent) Complete() {
+	if a.NodeName == "" {
+		h, _ := os.Hostname()
+		a.NodeName = strings.ToLower(h)
+	}
+	if a.NodeIP == "" {
+		a.NodeIP = HostIP().String()
+	}
+}
+
+// Validate checks flag values.
+func (a *Agent) Validate() error {
+	var errs []error
+	if a.NodeName == "" {
+		errs = append(errs, errors.New("--node-name must not be empty"))
+	}
+	if net.ParseIP(a.NodeIP) == nil {
+		errs = append(errs, fmt.Errorf("--node-ip %q is not an IP", a.NodeIP))
+	}
+	if a.Kubeconfig != "" && a.Server != "" {
+		errs = append(errs, errors.New("--kubeconfig and --server are exclusive"))
+	}
+	if a.Server != "" && a.Token == "" {
+		errs = append(errs, errors.New("--server needs --token (printed by `portal server` in <data-dir>/join-token)"))
+	}
+	if a.PodCIDR != "" {
+		if _, _, err := net.ParseCIDR(a.PodCIDR); err != nil {
+			errs = append(errs, fmt.Errorf("--pod-cidr: %w", err))
+		}
+	}
+	for _, d := range a.ClusterDNS {
+		if net.ParseIP(d) == nil {
+			errs = append(errs, fmt.Errorf("--cluster-dns %q is not an IP", d))
+		}
+	}
+	if a.RootDir == "" || a.RunDir == "" {
+		errs = append(errs, errors.New("--root-dir and --run-dir must not be empty"))
+	}
+	if a.Port < 0 || a.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--agent-port %d out of range", a.Port))
+	}
+	if a.CrashBackoffInitial <= 0 || a.CrashBackoffMax < a.CrashBackoffInitial {
+		errs = append(errs, errors.New("--crash-backoff-initial must be > 0 and ≤ --crash-backoff-max"))
+	}
+	return errors.Join(errs...)
+}
+
+// HostIP is the host's first global-unicast IPv4 address, else 127.0.0.1.
+// The pod bridge and pod veths are not the host's address.
+func HostIP() net.IP {
+	ifaces, err := net.Interfaces()
+	if err == nil {
+		for _, ifc := range ifaces {
+			if ifc.Name == "portal0" || strings.HasPrefix(ifc.Name, "veth") || ifc.Flags&net.FlagUp == 0 {
+				continue
+			}
+			addrs, err := ifc.Addrs()
+			if err != nil {
+				continue
+			}
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+					return n.IP
+				}
+			}
+		}
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
