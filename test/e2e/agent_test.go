@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -249,5 +251,62 @@ func TestAgentKill9KeepsPods(t *testing.T) {
 	}
 	if after.Status.Phase != corev1.PodRunning {
 		t.Errorf("phase %s", after.Status.Phase)
+	}
+}
+
+// Deleting a pod runs its preStop hook, sends SIGTERM, SIGKILLs after the
+// grace period, and removes its namespace, IP and processes.
+func TestAgentGracefulDelete(t *testing.T) {
+	s := startServer(t)
+	a := startAgent(t, s, "node-1", "")
+	c := s.client()
+	waitNodeReady(t, c, "node-1", a.log.String)
+	dir := t.TempDir()
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: stubborn}
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes: [{name: out, hostPath: {path: %q}}]
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "trap 'echo got TERM >> /out/log' TERM; while true; do sleep 0.1; done"]
+    volumeMounts: [{name: out, mountPath: /out}]
+    lifecycle:
+      preStop:
+        exec: {command: ["sh", "-c", "echo prestop >> /out/log"]}
+`, dir)
+	s.mustKubectl("apply", "-f", writeFile(t, manifest))
+	if _, _, err := s.kubectl("wait", "--for=condition=Ready", "pod/stubborn", "--timeout=60s"); err != nil {
+		t.Fatalf("stubborn not Ready; agent log:\n%s", a.log.String())
+	}
+	ip := strings.TrimSpace(s.mustKubectl("get", "pod", "stubborn", "-o", "jsonpath={.status.podIP}"))
+	start := time.Now()
+	s.mustKubectl("delete", "pod", "stubborn", "--wait=true", "--timeout=30s")
+	took := time.Since(start)
+	if took < 2*time.Second || took > 10*time.Second {
+		t.Errorf("deletion took %v; want the 2 s grace period and little more", took)
+	}
+	log, _ := readFile(dir + "/log")
+	if !strings.Contains(log, "prestop\n") || !strings.Contains(log, "got TERM\n") || strings.Index(log, "prestop") > strings.Index(log, "got TERM") {
+		t.Errorf("want preStop, then SIGTERM; log:\n%s", log)
+	}
+	waitFor(t, 5*time.Second, "pod network gone", func() bool {
+		nss, _ := os.ReadDir(filepath.Join(filepath.Dir(a.rootDir), "run", "netns"))
+		ipam, _ := os.ReadDir(filepath.Join(a.rootDir, "network", "ipam"))
+		for _, e := range ipam {
+			if e.Name() == ip {
+				return false
+			}
+		}
+		return len(nss) == 0
+	})
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if strings.Contains(string(cmdline), a.rootDir) && p.Name() != fmt.Sprint(a.cmd.Process.Pid) {
+			t.Errorf("process left: %s %q", p.Name(), cmdline)
+		}
 	}
 }
