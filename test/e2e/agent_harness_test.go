@@ -163,3 +163,20 @@ func writeFile(t *testing.T, content string) string {
 	}
 	return p
 }
+
+// startUp runs `portal up`: server, controllers and this namespace as the
+// node, with the agent's files under the test's directories.
+func startUp(t *testing.T) *server {
+	t.Helper()
+	requirePortal(t)
+	p := freePorts(t, 4)
+	s := &server{t: t, dir: t.TempDir(), port: p[0], etcdPort: p[1], peerPort: p[2], mode: "up"}
+	run := t.TempDir()
+	s.extra = []string{"--agent-port", fmt.Sprint(p[3]), "--run-dir", run, "--node-name", "node-1"}
+	s.start()
+	t.Cleanup(func() {
+		s.stop()
+		(&agentProc{rootDir: filepath.Join(s.dir, "agent")}).removePods(run)
+	})
+	return s
+}

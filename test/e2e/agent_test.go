@@ -21,14 +21,13 @@ import (
 // Seed 001 on a real node: the Deployment of 3 behind the NodePort
 // service runs as 3 × 1/1 Running pods, each answering on its pod IP.
 func TestAgentSeed001Deployment(t *testing.T) {
-	s := startServer(t)
-	a := startAgent(t, s, "node-1", "")
+	s := startUp(t)
 	c := s.client()
-	waitNodeReady(t, c, "node-1", a.log.String)
+	waitNodeReady(t, c, "node-1", s.log.String)
 	s.mustKubectl("apply", "-f", examples("seed001-services.yaml"))
 	s.mustKubectl("apply", "-f", examples("seed001-deployment.yaml"))
 	if out, errOut, err := s.kubectl("rollout", "status", "deployment/example-app-deployment", "--timeout=60s"); err != nil {
-		t.Fatalf("rollout status: %v\n%s%s\nagent log:\n%s", err, out, errOut, a.log.String())
+		t.Fatalf("rollout status: %v\n%s%s\nportal up log:\n%s", err, out, errOut, s.log.String())
 	}
 	po := s.mustKubectl("get", "po")
 	lines := strings.Split(strings.TrimSpace(po), "\n")
@@ -251,6 +250,30 @@ func TestAgentKill9KeepsPods(t *testing.T) {
 	}
 	if after.Status.Phase != corev1.PodRunning {
 		t.Errorf("phase %s", after.Status.Phase)
+	}
+
+	// Seed 001: "master down → pods keep running". The control plane goes
+	// away (kill -9); the pod keeps serving, the agent keeps running and
+	// picks up again when the server is back.
+	s.kill9()
+	for i := 0; i < 3; i++ {
+		time.Sleep(time.Second)
+		if err := ask(); err != nil {
+			t.Fatalf("pod stopped serving while the control plane is down: %v", err)
+		}
+	}
+	select {
+	case <-a.done:
+		t.Fatalf("agent exited while the control plane was down:\n%s", a.log.String())
+	default:
+	}
+	s.restart()
+	s.mustKubectl("run", "after-outage", "--image=registry.k8s.io/e2e-test-images/pause:3.10")
+	if _, _, err := s.kubectl("wait", "--for=condition=Ready", "pod/after-outage", "--timeout=60s"); err != nil {
+		t.Fatalf("agent does not run pods after the server came back:\n%s", a.log.String())
+	}
+	if err := ask(); err != nil {
+		t.Fatal(err)
 	}
 }
 

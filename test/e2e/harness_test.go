@@ -40,6 +40,7 @@ type server struct {
 	dir                      string
 	port, etcdPort, peerPort int
 	extra                    []string
+	mode                     string // "server" (default) or "up"
 	cmd                      *exec.Cmd
 	log                      *logBuffer
 	done                     chan struct{}
@@ -66,7 +67,11 @@ func startServer(t *testing.T, extra ...string) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	args := append([]string{"server", "--data-dir", s.dir, "--bind-address", "127.0.0.1",
+	mode := s.mode
+	if mode == "" {
+		mode = "server"
+	}
+	args := append([]string{mode, "--data-dir", s.dir, "--bind-address", "127.0.0.1",
 		"--secure-port", fmt.Sprint(s.port), "--etcd-client-port", fmt.Sprint(s.etcdPort),
 		"--etcd-peer-port", fmt.Sprint(s.peerPort)}, s.extra...)
 	s.log = &logBuffer{}
