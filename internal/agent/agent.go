@@ -169,6 +169,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced, inf.Core().V1().Services().Informer().HasSynced, nodes.Informer().HasSynced) {
 		return ctx.Err()
 	}
+	if err := a.serveAPI(ctx); err != nil {
+		return err
+	}
 	go a.syncRoutes(ctx, nodes.Lister(), routes)
 	go a.runtimeEvents(ctx)
 	go a.probeUpdates(ctx)

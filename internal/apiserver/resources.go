@@ -2,8 +2,11 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -151,12 +154,16 @@ func (s *Server) installResources(ctx context.Context, optsGetter generic.RESTOp
 			add(k.GVK.Group, k.Resource+"/scale", registry.NewScale(st.Store.Store, k))
 		}
 	}
+	var nodes rest.Getter
 	for _, k := range simpleKinds() {
 		st, err := registry.NewStorage(k, Scheme, optsGetter)
 		if err != nil {
 			return err
 		}
 		addKind(st, k)
+		if k.Resource == "nodes" {
+			nodes = st.Store
+		}
 	}
 
 	svcOpts := service.Options{
@@ -170,7 +177,11 @@ func (s *Server) installResources(ctx context.Context, optsGetter generic.RESTOp
 	}
 	addKind(svc, service.Kind(svcOpts))
 
-	pods, err := pod.NewStorage(table("", "pods"), Scheme, optsGetter)
+	agents, err := s.agentTransport()
+	if err != nil {
+		return err
+	}
+	pods, err := pod.NewStorage(table("", "pods"), Scheme, optsGetter, pod.NodeConnection{Nodes: nodes, Transport: agents})
 	if err != nil {
 		return err
 	}
@@ -204,4 +215,35 @@ func (s *Server) installResources(ctx context.Context, optsGetter generic.RESTOp
 		return fmt.Errorf("installing API groups: %w", err)
 	}
 	return nil
+}
+
+// agentTransport reaches node agents for pods/log, exec and attach as
+// kube-apiserver-kubelet-client in system:masters (what agents authorize).
+// As upstream without --kubelet-certificate-authority, the agent's
+// self-signed serving certificate is not verified: only the server side
+// skips verification, the agent still verifies us. Pinning agent certs (or
+// issuing them from the cluster CA) is the later improvement.
+func (s *Server) agentTransport() (*http.Transport, error) {
+	certPEM, keyPEM, err := s.bundle.IssueClientCertificate("kube-apiserver-kubelet-client", []string{"system:masters"}, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("node agent client certificate: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("node agent client certificate: %w", err)
+	}
+	// No proxy from the environment: agents are on the node network.
+	return &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConnsPerHost: 25,
+		TLSClientConfig: &tls.Config{
+			Certificates:       []tls.Certificate{cert},
+			InsecureSkipVerify: true, //nolint:gosec // see above: agents serve self-signed certificates
+			MinVersion:         tls.VersionTLS12,
+			// Exec and attach upgrade the connection: HTTP/1.1 only.
+			NextProtos: []string{"http/1.1"},
+		},
+	}, nil
 }

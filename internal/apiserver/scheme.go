@@ -19,6 +19,7 @@ import (
 
 	"github.com/portal-net/portal/internal/api/core"
 	"github.com/portal-net/portal/internal/registry"
+	"github.com/portal-net/portal/internal/registry/pod"
 )
 
 // Scheme holds every type portal serves. There is no separate internal
@@ -100,6 +101,9 @@ func addToScheme(s *runtime.Scheme, withInternal bool) error {
 	}
 	if !withInternal {
 		return nil
+	}
+	if err := pod.AddConversions(s); err != nil {
+		return err
 	}
 	return registry.AddFieldLabelConversions(s)
 }

@@ -115,11 +115,9 @@ type Client struct {
 // NewClient returns a client for the shim whose socket is in dir. It does
 // not connect until used.
 func NewClient(dir string) *Client {
-	sock := filepath.Join(dir, SocketFile)
 	return &Client{http: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
+			return dialUnix(ctx, dir)
 		},
 		DisableKeepAlives: true,
 	}}}

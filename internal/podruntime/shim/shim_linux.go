@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -114,10 +113,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 	sock := filepath.Join(cfg.Dir, SocketFile)
 	_ = os.Remove(sock)
-	ln, err := net.Listen("unix", sock)
+	ln, err := listenUnix(cfg.Dir)
 	if err != nil {
 		return err
 	}
+	defer os.Remove(sock)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /state", s.handleState)
 	mux.HandleFunc("POST /start", s.handleStart)

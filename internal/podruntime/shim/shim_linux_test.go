@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +108,35 @@ func TestLookPath(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("lookPath(%q, %q) = %q, %v", tc.name, tc.env, got, err)
 		}
+	}
+}
+
+func TestLongSocketPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := listenUnix(dir)
+	if err != nil {
+		t.Fatalf("listen on a %d-byte path: %v", len(filepath.Join(dir, SocketFile)), err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			_, _ = c.Write([]byte("ok"))
+			c.Close()
+		}
+	}()
+	c, err := dialUnix(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, _ := io.ReadAll(c)
+	if string(b) != "ok" {
+		t.Errorf("read %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, SocketFile)); err != nil {
+		t.Errorf("socket file not at its real path: %v", err)
 	}
 }

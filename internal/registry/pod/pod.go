@@ -100,8 +100,9 @@ func qosClass(p *corev1.Pod) corev1.PodQOSClass {
 	return corev1.PodQOSBestEffort
 }
 
-// NewStorage returns pods and their subresources keyed by path.
-func NewStorage(table rest.TableConvertor, typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter) (map[string]rest.Storage, error) {
+// NewStorage returns pods and their subresources keyed by path; conn
+// reaches the node agents for log, exec and attach.
+func NewStorage(table rest.TableConvertor, typer runtime.ObjectTyper, optsGetter generic.RESTOptionsGetter, conn NodeConnection) (map[string]rest.Storage, error) {
 	st, err := registry.NewStorage(Kind(table), typer, optsGetter)
 	if err != nil {
 		return nil, err
@@ -110,7 +111,9 @@ func NewStorage(table rest.TableConvertor, typer runtime.ObjectTyper, optsGetter
 		"pods":         st.Store,
 		"pods/status":  st.Status,
 		"pods/binding": &Binding{store: st.Store},
-		"pods/log":     &Log{},
+		"pods/log":     &Log{pods: st.Store, conn: conn},
+		"pods/exec":    &Exec{pods: st.Store, conn: conn},
+		"pods/attach":  &Attach{pods: st.Store, conn: conn},
 	}, nil
 }
 
@@ -195,26 +198,3 @@ func setCondition(s *corev1.PodStatus, c corev1.PodCondition) {
 	}
 	s.Conditions = append(s.Conditions, c)
 }
-
-// Log serves pods/log. Container logs live on the node agent, which is a
-// later part of portal; until then the request fails clearly.
-type Log struct{}
-
-// New implements rest.Storage.
-func (l *Log) New() runtime.Object { return &corev1.Pod{} }
-
-// Destroy implements rest.Storage.
-func (l *Log) Destroy() {}
-
-// Get reports that logs are not available yet.
-func (l *Log) Get(ctx context.Context, name string, options runtime.Object) (runtime.Object, error) {
-	return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("logs of pod %q are not available: container logs are served by the portal node agent, which is not part of this server yet", name))
-}
-
-// NewGetOptions implements rest.GetterWithOptions.
-func (l *Log) NewGetOptions() (runtime.Object, bool, string) {
-	return &corev1.PodLogOptions{}, false, ""
-}
-
-// OverrideMetricsVerb keeps log requests counted as CONNECT, as upstream.
-func (l *Log) OverrideMetricsVerb(oldVerb string) (newVerb string) { return "CONNECT" }
