@@ -406,3 +406,24 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// Before its first success a readiness probe is retried quickly and
+// silently: a container that answers a moment after it started is Ready
+// well within one period, with no Unhealthy event for the early misses.
+func TestReadinessFirstSuccessWithinPeriod(t *testing.T) {
+	srv := newStatusServer(t, http.StatusServiceUnavailable)
+	m, ev := newTestManager(t, nil)
+	p := httpProbe(srv.port(t), "/healthz")
+	p.PeriodSeconds = 100 // 1 s with the test scale
+	pod := testPod(v1.Container{Name: "app", ReadinessProbe: p})
+	start := time.Now()
+	m.ContainerStarted(pod, "app", "127.0.0.1", start)
+	time.AfterFunc(60*time.Millisecond, func() { srv.code.Store(http.StatusOK) })
+	expectUpdate(t, m, "app", Readiness, true, "")
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("ready after %v; the period is 1 s and the server answered after 60 ms", took)
+	}
+	if n := len(ev.messages()); n != 1 {
+		t.Errorf("want only the first (periodic) failure as an event, got %q", ev.messages())
+	}
+}

@@ -56,7 +56,13 @@ type worker struct {
 	target    target
 	startedAt time.Time
 	th        thresholds
+	// everOK: a probe of this worker succeeded once.
+	everOK bool
 }
+
+// firstGap is the first wait of the quick re-probes a readiness worker
+// makes before its first success (doubling up to the period).
+const firstGap = 25 * time.Millisecond
 
 func (w *worker) run(ctx context.Context) {
 	defer w.m.wg.Done()
@@ -87,9 +93,28 @@ func (w *worker) run(ctx context.Context) {
 	}
 	tick := time.NewTicker(period)
 	defer tick.Stop()
-	for w.probeOnce(ctx) {
+	next := w.m.now().Add(period)
+	for w.probeOnce(ctx, true) {
+		// Until its first success a readiness probe is retried soon and
+		// silently between the periodic probes, so a container that
+		// listens a moment after it started is Ready then, not a whole
+		// period later (kubelet waits the period). Failures of these
+		// extra probes are not counted and raise no event.
+		for gap := firstGap; w.kind == Readiness && w.th.success == 1 && !w.everOK && w.m.now().Add(gap).Before(next); gap *= 2 {
+			t := time.NewTimer(gap)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			if !w.probeOnce(ctx, false) {
+				return
+			}
+		}
 		select {
 		case <-tick.C:
+			next = w.m.now().Add(period)
 		case <-ctx.Done():
 			return
 		}
@@ -97,8 +122,8 @@ func (w *worker) run(ctx context.Context) {
 }
 
 // probeOnce runs the probe and applies its outcome; it reports whether the
-// worker should keep probing.
-func (w *worker) probeOnce(ctx context.Context) bool {
+// worker should keep probing. An uncounted probe only acts on success.
+func (w *worker) probeOnce(ctx context.Context, counted bool) bool {
 	w.m.mu.Lock()
 	pod := w.c.pod
 	w.m.mu.Unlock()
@@ -114,6 +139,11 @@ func (w *worker) probeOnce(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		// Stopped or restarted while probing: the outcome belongs to nobody.
 		return false
+	}
+	if ok {
+		w.everOK = true
+	} else if !counted {
+		return true
 	}
 	if !ok && w.m.record != nil {
 		w.m.record(pod, v1.EventTypeWarning, "Unhealthy", w.kind.String()+" probe failed: "+msg)

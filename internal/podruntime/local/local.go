@@ -47,7 +47,9 @@ type Runtime struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex // serialises sandbox creation and removal
+	// pods serialises sandbox creation and removal per pod; different
+	// pods are set up in parallel (the network manager is safe for that).
+	pods     podLocks
 	wmu      sync.Mutex
 	watchers map[types.UID]*watcher
 
@@ -177,8 +179,7 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg podruntime.SandboxConfig) 
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.pods.lock(cfg.UID)()
 	if _, err := readSandbox(dir); err == nil {
 		if _, ok := liveState(ctx, dir); ok {
 			r.ensureWatcher(cfg.UID, dir)
@@ -321,8 +322,7 @@ func (r *Runtime) RemoveSandbox(ctx context.Context, uid types.UID) error {
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	defer r.pods.lock(uid)()
 	return r.teardown(ctx, uid, dir)
 }
 
@@ -628,5 +628,41 @@ func waitGone(pid int, match string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for pidCmdlineHas(pid, match) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// podLocks are per-pod mutexes that exist while someone holds or waits
+// for them.
+type podLocks struct {
+	mu sync.Mutex
+	m  map[types.UID]*podLock
+}
+
+type podLock struct {
+	sync.Mutex
+	refs int
+}
+
+// lock locks uid's mutex and returns its unlock.
+func (p *podLocks) lock(uid types.UID) func() {
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = map[types.UID]*podLock{}
+	}
+	l, ok := p.m[uid]
+	if !ok {
+		l = &podLock{}
+		p.m[uid] = l
+	}
+	l.refs++
+	p.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		p.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(p.m, uid)
+		}
+		p.mu.Unlock()
 	}
 }
