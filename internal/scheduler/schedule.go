@@ -99,6 +99,15 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 // snapshot builds every node's occupancy from the informer caches plus the
 // pods bound by us that the caches do not show bound yet.
 func (s *Scheduler) snapshot() ([]*fit.NodeInfo, error) {
+	// Copy the assumed pods before listing: the informer may show a pod
+	// bound and drop its assumed entry between the two reads, and then
+	// only this order still sees it (in the copy, or in the list).
+	s.mu.Lock()
+	assumed := make(map[string]*v1.Pod, len(s.assumed))
+	for k, p := range s.assumed {
+		assumed[k] = p
+	}
+	s.mu.Unlock()
 	nodes, err := s.nodes.List(labels.Everything())
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
@@ -128,18 +137,24 @@ func (s *Scheduler) snapshot() ([]*fit.NodeInfo, error) {
 			ni.AddPod(p)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for key, p := range s.assumed {
+	var stale []string
+	for key, p := range assumed {
 		if !unbound[key] {
 			// Bound in the cache (counted above) or gone.
-			delete(s.assumed, key)
+			stale = append(stale, key)
 			continue
 		}
 		if ni := byName[p.Spec.NodeName]; ni != nil {
 			ni.AddPod(p)
 		}
 	}
+	s.mu.Lock()
+	for _, key := range stale {
+		if s.assumed[key] == assumed[key] {
+			delete(s.assumed, key)
+		}
+	}
+	s.mu.Unlock()
 	return infos, nil
 }
 

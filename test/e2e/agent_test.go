@@ -160,6 +160,8 @@ func TestAgentBadInput(t *testing.T) {
 	s.mustKubectl("run", "unknown-image", "--image=example/example:v1.0-SNAPSHOT")
 	s.mustKubectl("run", "missing-cm", "--image=busybox", "--overrides",
 		`{"spec":{"containers":[{"name":"missing-cm","image":"busybox","command":["sleep","3600"],"env":[{"name":"X","valueFrom":{"configMapKeyRef":{"name":"nope","key":"k"}}}]}]}}`)
+	s.mustKubectl("run", "bad-probe", "--image=registry.k8s.io/e2e-test-images/agnhost:2.53", "--overrides",
+		`{"spec":{"containers":[{"name":"bad-probe","image":"registry.k8s.io/e2e-test-images/agnhost:2.53","args":["netexec"],"readinessProbe":{"periodSeconds":1,"httpGet":{"port":"nope"}}}]}}`)
 	s.mustKubectl("run", "too-big", "--image=busybox", "--overrides",
 		`{"spec":{"containers":[{"name":"too-big","image":"busybox","command":["sleep","3600"],"resources":{"requests":{"cpu":"1000"}}}]}}`)
 	waiting := func(pod string) string {
@@ -181,6 +183,13 @@ func TestAgentBadInput(t *testing.T) {
 	desc = s.mustKubectl("describe", "po", "missing-cm")
 	if !strings.Contains(desc, `configmap "nope" not found`) {
 		t.Errorf("describe missing-cm:\n%s", desc)
+	}
+	waitFor(t, 30*time.Second, "bad probe port event", func() bool {
+		out, _, _ := s.kubectl("get", "events", "--field-selector", "involvedObject.name=bad-probe")
+		return strings.Contains(out, "Unhealthy") && strings.Contains(out, `port "nope" not found`)
+	})
+	if r := row(s.mustKubectl("get", "po", "bad-probe"), "bad-probe"); len(r) < 3 || r[1] != "0/1" || r[2] != "Running" {
+		t.Errorf("bad-probe: %v", r)
 	}
 	waitFor(t, 30*time.Second, "too-big unschedulable", func() bool {
 		out, _, _ := s.kubectl("get", "events", "--field-selector", "involvedObject.name=too-big")
