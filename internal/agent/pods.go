@@ -48,8 +48,13 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (boo
 		return false, err
 	}
 	if terminal {
-		// A finished pod runs nothing; its files stay for logs until deletion.
-		return false, a.stopAll(ctx, w, pod, sb, 0)
+		// A finished pod runs nothing and gives back its IP; its files
+		// stay for kubectl logs until the pod is deleted.
+		a.probes.RemovePod(pod.UID)
+		if err := a.stopAll(ctx, w, pod, sb, 0); err != nil {
+			return false, err
+		}
+		return false, a.rt.StopSandbox(ctx, pod.UID)
 	}
 
 	if initDone := a.syncInit(ctx, w, pod, sb); initDone {

@@ -25,6 +25,11 @@ type Runtime interface {
 	// to grace, then SIGKILLs. It returns once the process has exited.
 	// Stopping a container that is not running is not an error.
 	StopContainer(ctx context.Context, uid types.UID, name string, grace time.Duration) error
+	// StopSandbox is for a pod that finished: it stops every container and
+	// the supervisor and gives back the network (namespace, veth, IP), but
+	// keeps the pod's files, so Status reports the exited containers and
+	// Logs still reads them until RemoveSandbox. Idempotent.
+	StopSandbox(ctx context.Context, uid types.UID) error
 	// RemoveSandbox stops every container (SIGKILL), stops the supervisor,
 	// deletes the network namespace and veth, releases the IP and removes
 	// the pod's files. Removing an unknown pod is not an error.

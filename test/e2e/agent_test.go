@@ -342,3 +342,29 @@ spec:
 		}
 	}
 }
+
+// A pod that ran to completion shows Completed, gives back its IP and
+// keeps its logs until it is deleted.
+func TestAgentCompletedPod(t *testing.T) {
+	s := startServer(t)
+	a := startAgent(t, s, "node-1", "")
+	c := s.client()
+	waitNodeReady(t, c, "node-1", a.log.String)
+	s.mustKubectl("run", "once", "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo done")
+	waitFor(t, 60*time.Second, "pod once Succeeded", func() bool {
+		p, err := c.CoreV1().Pods("default").Get(context.Background(), "once", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodSucceeded
+	})
+	if r := row(s.mustKubectl("get", "po", "once"), "once"); len(r) < 3 || r[1] != "0/1" || r[2] != "Completed" {
+		t.Errorf("kubectl get po once: %v", r)
+	}
+	ip := strings.TrimSpace(s.mustKubectl("get", "pod", "once", "-o", "jsonpath={.status.podIP}"))
+	waitFor(t, 15*time.Second, "IP of the finished pod released", func() bool {
+		_, err := os.Stat(filepath.Join(a.rootDir, "network", "ipam", ip))
+		nss, _ := os.ReadDir(filepath.Join(filepath.Dir(a.rootDir), "run", "netns"))
+		return os.IsNotExist(err) && len(nss) == 0
+	})
+	if got := strings.TrimSpace(s.mustKubectl("logs", "once")); got != "done" {
+		t.Errorf("logs of the finished pod: %q", got)
+	}
+}

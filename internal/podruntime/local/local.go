@@ -187,12 +187,12 @@ func (r *Runtime) RunSandbox(ctx context.Context, cfg podruntime.SandboxConfig) 
 		}
 		// The shim is gone and with it every container: start afresh.
 		r.cfg.Log("pod %s: shim gone, recreating the sandbox", cfg.UID)
-		if err := r.teardown(ctx, cfg.UID, dir); err != nil {
+		if err := r.teardown(ctx, cfg.UID, dir, false); err != nil {
 			return nil, err
 		}
 	}
 	if err := r.create(ctx, dir, cfg); err != nil {
-		if terr := r.teardown(context.WithoutCancel(ctx), cfg.UID, dir); terr != nil {
+		if terr := r.teardown(context.WithoutCancel(ctx), cfg.UID, dir, false); terr != nil {
 			r.cfg.Log("pod %s: clean up failed sandbox: %v", cfg.UID, terr)
 		}
 		return nil, err
@@ -281,7 +281,9 @@ func tail(path string) string {
 
 // teardown stops the shim (and so every process of the pod), detaches the
 // network and removes the pod directory.
-func (r *Runtime) teardown(ctx context.Context, uid types.UID, dir string) error {
+// teardown stops the pod and releases its network; keepFiles leaves its
+// directory (state, logs) for a finished pod.
+func (r *Runtime) teardown(ctx context.Context, uid types.UID, dir string, keepFiles bool) error {
 	r.stopWatcher(uid)
 	sb, sbErr := readSandbox(dir)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -310,6 +312,9 @@ func (r *Runtime) teardown(ctx context.Context, uid types.UID, dir string) error
 			return fmt.Errorf("pod network: %w", err)
 		}
 	}
+	if keepFiles {
+		return nil
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -323,7 +328,20 @@ func (r *Runtime) RemoveSandbox(ctx context.Context, uid types.UID) error {
 		return err
 	}
 	defer r.pods.lock(uid)()
-	return r.teardown(ctx, uid, dir)
+	return r.teardown(ctx, uid, dir, false)
+}
+
+// StopSandbox implements podruntime.Runtime.
+func (r *Runtime) StopSandbox(ctx context.Context, uid types.UID) error {
+	dir, err := r.podDir(uid)
+	if err != nil {
+		return err
+	}
+	defer r.pods.lock(uid)()
+	if _, err := readSandbox(dir); err != nil {
+		return nil // nothing here (or removed already)
+	}
+	return r.teardown(ctx, uid, dir, true)
 }
 
 // Status implements podruntime.Runtime.

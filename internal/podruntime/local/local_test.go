@@ -917,3 +917,33 @@ func TestMemoryLimitOOMKilled(t *testing.T) {
 		t.Errorf("over its memory limit: %+v", c)
 	}
 }
+
+// A finished pod gives back its network but keeps its logs and its
+// containers' final states until it is removed.
+func TestStopSandboxKeepsLogs(t *testing.T) {
+	f := newFixture(t)
+	uid := types.UID("pod-done")
+	f.pod(uid, "done")
+	f.start(uid, busyboxSh("c", "echo finished; exit 0"))
+	f.wait(uid, "c", "exited", exited)
+	if err := f.rt.StopSandbox(ctxT(t), uid); err != nil {
+		t.Fatal(err)
+	}
+	net := f.cfg.Network.(*bareNetwork)
+	net.mu.Lock()
+	held := net.ids[string(uid)]
+	net.mu.Unlock()
+	if held {
+		t.Error("the stopped pod still holds its network")
+	}
+	st, err := f.rt.Status(ctxT(t), uid)
+	if err != nil || len(st.Containers) != 1 || st.Containers[0].State != podruntime.StateExited || st.Containers[0].ExitCode != 0 {
+		t.Errorf("status after stop: %+v, %v", st, err)
+	}
+	if got := f.logs(uid, "c", podruntime.LogOptions{TailLines: -1}); got != "finished\n" {
+		t.Errorf("logs after stop: %q", got)
+	}
+	if err := f.rt.StopSandbox(ctxT(t), uid); err != nil {
+		t.Errorf("second stop: %v", err)
+	}
+}
