@@ -13,9 +13,15 @@ require (
 	k8s.io/client-go v0.37.2
 	k8s.io/component-base v0.37.2
 	k8s.io/kubectl v0.37.2
+	sigs.k8s.io/knftables v0.0.22
 )
 
-require k8s.io/kms v0.37.2 // indirect
+require (
+	github.com/google/nftables v0.3.0 // indirect
+	github.com/mdlayher/netlink v1.11.2 // indirect
+	github.com/mdlayher/socket v0.6.1 // indirect
+	k8s.io/kms v0.37.2 // indirect
+)
 
 require (
 	cel.dev/expr v0.25.2 // indirect

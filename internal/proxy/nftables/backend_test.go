@@ -1,0 +1,399 @@
+//go:build linux
+
+package nftables_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/portal-net/portal/internal/proxy/nftables"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// recorder is a knftables.Interface that remembers the transactions run
+// through it and can be told to fail the next one.
+type recorder struct {
+	*knftables.Fake
+	runs    []string
+	failErr error
+}
+
+func newRecorder() *recorder {
+	return &recorder{Fake: knftables.NewFake(knftables.IPv4Family, nftables.TableName)}
+}
+
+func (r *recorder) Run(ctx context.Context, tx *knftables.Transaction) error {
+	if err := r.failErr; err != nil {
+		r.failErr = nil
+		return err
+	}
+	r.runs = append(r.runs, tx.String())
+	return r.Fake.Run(ctx, tx)
+}
+
+func (r *recorder) last(t *testing.T) []string {
+	t.Helper()
+	if len(r.runs) == 0 {
+		t.Fatal("no transaction was run")
+	}
+	return sortedLines(r.runs[len(r.runs)-1])
+}
+
+func sortedLines(s string) []string {
+	var lines []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+func ip(s string) netip.Addr     { return netip.MustParseAddr(s) }
+
+func eps(ss ...string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range ss {
+		out = append(out, ap(s))
+	}
+	return out
+}
+
+// sampleState has one service port of every shape the datapath knows.
+func sampleState() nftables.State {
+	two := eps("10.244.1.2:8080", "10.244.2.3:8080")
+	return nftables.State{
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
+		PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
+		NodeIPs:      []netip.Addr{ip("192.168.1.10"), ip("127.0.0.1")},
+		Services: []nftables.ServicePort{
+			{Name: "default/web:http/tcp", VIPs: []netip.Addr{ip("10.96.0.10")}, Protocol: "tcp", Port: 80,
+				Endpoints: two, ExternalEndpoints: two},
+			{Name: "kube-system/dns:dns/udp", VIPs: []netip.Addr{ip("10.96.0.53")}, Protocol: "udp", Port: 53,
+				Endpoints: eps("10.244.1.5:53", "10.244.2.5:53", "10.244.3.5:53"), ExternalEndpoints: eps("10.244.1.5:53", "10.244.2.5:53", "10.244.3.5:53")},
+			{Name: "default/empty:p/tcp", VIPs: []netip.Addr{ip("10.96.0.20")}, Protocol: "tcp", Port: 8080},
+			{Name: "default/empty:q/udp", VIPs: []netip.Addr{ip("10.96.0.20")}, Protocol: "UDP", Port: 9090},
+			{Name: "default/np:http/tcp", VIPs: []netip.Addr{ip("10.96.0.30")}, External: []netip.Addr{ip("203.0.113.7")},
+				Protocol: "tcp", Port: 80, NodePort: 30080, Endpoints: two, ExternalEndpoints: two},
+			{Name: "default/local:http/tcp", VIPs: []netip.Addr{ip("10.96.0.40")}, External: []netip.Addr{ip("203.0.113.8")},
+				Protocol: "tcp", Port: 80, NodePort: 30081, Endpoints: two, ExternalEndpoints: eps("10.244.1.2:8080"), ExternalLocal: true},
+			{Name: "default/local-none:http/sctp", VIPs: []netip.Addr{ip("10.96.0.50")}, External: []netip.Addr{ip("203.0.113.9")},
+				Protocol: "sctp", Port: 80, NodePort: 30082, Endpoints: eps("10.244.2.9:80"), ExternalLocal: true},
+		},
+	}
+}
+
+func TestFullSyncGolden(t *testing.T) {
+	nft := newRecorder()
+	if err := nftables.New(nft).Sync(context.Background(), sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	if len(nft.runs) != 1 {
+		t.Fatalf("full sync ran %d transactions, want 1", len(nft.runs))
+	}
+	got := strings.Join(sortedLines(nft.Dump()), "\n") + "\n"
+	golden := filepath.Join("testdata", "full.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if w := strings.Join(sortedLines(string(want)), "\n") + "\n"; got != w {
+		t.Errorf("ruleset differs from %s (run with -update to accept):\n%s", golden, lineDiff(w, got))
+	}
+}
+
+// lineDiff lists lines only in want (-) or only in got (+).
+func lineDiff(want, got string) string {
+	w, g := sortedLines(want), sortedLines(got)
+	var b strings.Builder
+	for _, l := range w {
+		if !slices.Contains(g, l) {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range g {
+		if !slices.Contains(w, l) {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestFullSyncIsOneAtomicReplacement(t *testing.T) {
+	nft := newRecorder()
+	ctx := context.Background()
+	if err := nftables.New(nft).Sync(ctx, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	// A restarted proxy with fewer endpoint counts in use: one transaction
+	// that flushes (never deletes) the table and removes unused picks.
+	s := sampleState()
+	s.Services = s.Services[:1]
+	if err := nftables.New(nft).Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	tx := nft.last(t)
+	for _, want := range []string{"flush table ip portal-proxy", "flush map ip portal-proxy dispatch", "delete chain ip portal-proxy pick3"} {
+		if !slices.Contains(tx, want) {
+			t.Errorf("restart transaction lacks %q", want)
+		}
+	}
+	for _, l := range tx {
+		if strings.HasPrefix(l, "delete table") {
+			t.Errorf("restart transaction deletes the table: %q", l)
+		}
+	}
+	chains, _ := nft.List(ctx, "chains")
+	var picks []string
+	for _, c := range chains {
+		if strings.Contains(c, "pick") {
+			picks = append(picks, c)
+		}
+	}
+	if slices.Sort(picks); !slices.Equal(picks, []string{"pick2"}) {
+		t.Errorf("pick chains after restart = %v, want [pick2]", picks)
+	}
+}
+
+func TestPickChainsOnlyForCountsInUse(t *testing.T) {
+	nft := newRecorder()
+	if err := nftables.New(nft).Sync(context.Background(), sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	chains, _ := nft.List(context.Background(), "chains")
+	var picks []string
+	for _, c := range chains {
+		if strings.Contains(c, "pick") {
+			picks = append(picks, c)
+		}
+	}
+	slices.Sort(picks)
+	want := []string{"ext-local-pick1", "ext-pick2", "np-local-pick1", "np-pick2", "pick1", "pick2", "pick3"}
+	if !slices.Equal(picks, want) {
+		t.Errorf("pick chains = %v, want %v", picks, want)
+	}
+}
+
+func TestDeltaSync(t *testing.T) {
+	const tbl = "ip portal-proxy "
+	tests := []struct {
+		name   string
+		change func(s *nftables.State)
+		want   []string
+	}{{
+		name:   "no change runs nothing",
+		change: func(*nftables.State) {},
+	}, {
+		name: "endpoint added to a 2-endpoint service",
+		change: func(s *nftables.State) {
+			s.Services[0].Endpoints = append(s.Services[0].Endpoints, ap("10.244.3.4:8080"))
+		},
+		want: []string{
+			"add element " + tbl + "backends { 10.96.0.10 . tcp . 80 . 2 : 10.244.3.4 . 8080 }",
+			"add element " + tbl + "dispatch { 10.96.0.10 . tcp . 80 : goto pick3 }",
+			"add element " + tbl + "hairpin { 10.244.3.4 . 10.244.3.4 }",
+			"delete element " + tbl + "dispatch { 10.96.0.10 . tcp . 80 }",
+		},
+	}, {
+		name: "new endpoint count adds its pick chain",
+		change: func(s *nftables.State) {
+			s.Services[2].Endpoints = eps("10.244.1.1:1", "10.244.1.1:2", "10.244.1.1:3", "10.244.1.1:4")
+		},
+		want: []string{
+			"add chain " + tbl + "pick4",
+			"add rule " + tbl + "pick4 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000",
+			"add rule " + tbl + "pick4 dnat to ip daddr . meta l4proto . th dport . numgen random mod 4 map @backends",
+			"add element " + tbl + "dispatch { 10.96.0.20 . tcp . 8080 : goto pick4 }",
+			"add element " + tbl + "backends { 10.96.0.20 . tcp . 8080 . 0 : 10.244.1.1 . 1 }",
+			"add element " + tbl + "backends { 10.96.0.20 . tcp . 8080 . 1 : 10.244.1.1 . 2 }",
+			"add element " + tbl + "backends { 10.96.0.20 . tcp . 8080 . 2 : 10.244.1.1 . 3 }",
+			"add element " + tbl + "backends { 10.96.0.20 . tcp . 8080 . 3 : 10.244.1.1 . 4 }",
+			"add element " + tbl + "hairpin { 10.244.1.1 . 10.244.1.1 }",
+			"delete element " + tbl + "no-endpoints { 10.96.0.20 . tcp . 8080 }",
+		},
+	}, {
+		name:   "service removed",
+		change: func(s *nftables.State) { s.Services = slices.Delete(s.Services, 1, 2) },
+		want: []string{
+			"delete element " + tbl + "dispatch { 10.96.0.53 . udp . 53 }",
+			"delete element " + tbl + "backends { 10.96.0.53 . udp . 53 . 0 }",
+			"delete element " + tbl + "backends { 10.96.0.53 . udp . 53 . 1 }",
+			"delete element " + tbl + "backends { 10.96.0.53 . udp . 53 . 2 }",
+			"delete element " + tbl + "service-ports { 10.96.0.53 . udp . 53 }",
+			"delete element " + tbl + "hairpin { 10.244.1.5 . 10.244.1.5 }",
+			"delete element " + tbl + "hairpin { 10.244.2.5 . 10.244.2.5 }",
+			"delete element " + tbl + "hairpin { 10.244.3.5 . 10.244.3.5 }",
+		},
+	}, {
+		name: "eTP Local loses its local endpoint: external traffic dropped, cluster kept",
+		change: func(s *nftables.State) {
+			s.Services[5].ExternalEndpoints = nil
+		},
+		want: []string{
+			"delete element " + tbl + "dispatch { 203.0.113.8 . tcp . 80 }",
+			"delete element " + tbl + "backends { 203.0.113.8 . tcp . 80 . 0 }",
+			"delete element " + tbl + "nodeports { tcp . 30081 }",
+			"delete element " + tbl + "nodeport-backends { tcp . 30081 . 0 }",
+			"add element " + tbl + "no-endpoints { 203.0.113.8 . tcp . 80 : drop }",
+			"add element " + tbl + "nodeport-no-endpoints { tcp . 30081 : drop }",
+		},
+	}, {
+		name:   "node address added",
+		change: func(s *nftables.State) { s.NodeIPs = append(s.NodeIPs, ip("192.168.2.10")) },
+		want:   []string{"add element " + tbl + "node-ips { 192.168.2.10 }"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			nft := newRecorder()
+			b := nftables.New(nft)
+			if err := b.Sync(ctx, sampleState()); err != nil {
+				t.Fatal(err)
+			}
+			s := sampleState()
+			tt.change(&s)
+			if err := b.Sync(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == nil {
+				if len(nft.runs) != 1 {
+					t.Errorf("ran %d transactions, want only the full sync", len(nft.runs))
+				}
+				return
+			}
+			if len(nft.runs) != 2 {
+				t.Fatalf("ran %d transactions, want 2", len(nft.runs))
+			}
+			want := slices.Clone(tt.want)
+			slices.Sort(want)
+			if got := nft.last(t); !slices.Equal(got, want) {
+				t.Errorf("delta transaction:\n%s", lineDiff(strings.Join(want, "\n"), strings.Join(got, "\n")))
+			}
+			// The delta leaves the same table a full sync of s would build.
+			fresh := newRecorder()
+			if err := nftables.New(fresh).Sync(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			// Unused pick chains stay until the next full sync.
+			var d []string
+			for l := range strings.SplitSeq(lineDiff(fresh.Dump(), nft.Dump()), "\n") {
+				if l != "" && !stalePick(l) {
+					d = append(d, l)
+				}
+			}
+			if len(d) > 0 {
+				t.Errorf("table after delta differs from a full sync:\n%s", strings.Join(d, "\n"))
+			}
+		})
+	}
+}
+
+// stalePick reports whether a lineDiff line adds an (unreferenced) pick
+// chain or its rules.
+func stalePick(l string) bool {
+	f := strings.Fields(l)
+	return len(f) >= 6 && f[0] == "+" && f[1] == "add" && (f[2] == "chain" || f[2] == "rule") && strings.Contains(f[5], "pick")
+}
+
+func TestSyncAfterFailureIsFull(t *testing.T) {
+	ctx := context.Background()
+	nft := newRecorder()
+	b := nftables.New(nft)
+	if err := b.Sync(ctx, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	s := sampleState()
+	s.Services = s.Services[:2]
+	boom := errors.New("boom")
+	nft.failErr = boom
+	if err := b.Sync(ctx, s); !errors.Is(err, boom) {
+		t.Fatalf("Sync = %v, want %v", err, boom)
+	}
+	if err := b.Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(nft.last(t), "flush table ip portal-proxy") {
+		t.Errorf("sync after a failure was not a full sync:\n%s", strings.Join(nft.last(t), "\n"))
+	}
+}
+
+func TestPodCIDRChangeIsFull(t *testing.T) {
+	ctx := context.Background()
+	nft := newRecorder()
+	b := nftables.New(nft)
+	if err := b.Sync(ctx, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	s := sampleState()
+	s.PodCIDR = netip.MustParsePrefix("10.100.0.0/16")
+	if err := b.Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(nft.last(t), "add rule ip portal-proxy pick2 ip saddr != 10.100.0.0/16 meta mark set meta mark | 0x4000") {
+		t.Errorf("pick rules not rewritten for the new pod CIDR")
+	}
+}
+
+func TestDeltaSeesInPlaceChanges(t *testing.T) {
+	// The caller may reuse its State's slices; the Backend must have kept
+	// its own copy of what it applied.
+	ctx := context.Background()
+	nft := newRecorder()
+	b := nftables.New(nft)
+	s := sampleState()
+	if err := b.Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	s.Services[0].Endpoints[1] = ap("10.244.9.9:8080")
+	if err := b.Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(nft.last(t), "add element ip portal-proxy backends { 10.96.0.10 . tcp . 80 . 1 : 10.244.9.9 . 8080 }") {
+		t.Errorf("in-place endpoint change not programmed:\n%s", strings.Join(nft.last(t), "\n"))
+	}
+}
+
+func TestConflictingServicePortsFirstWins(t *testing.T) {
+	ctx := context.Background()
+	s := sampleState()
+	dup := s.Services[0]
+	dup.Name = "default/web-copy:http/tcp"
+	dup.Endpoints = eps("10.244.7.7:80")
+	s.Services = append(s.Services, dup)
+	nft := newRecorder()
+	b := nftables.New(nft)
+	if err := b.Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	m := nft.Tables[knftables.IPv4Family][nftables.TableName].Maps["dispatch"]
+	if e := m.FindElement("10.96.0.10", "tcp", "80"); e == nil || e.Value[0] != "goto pick2" {
+		t.Fatalf("dispatch for the contested address = %+v, want the first service port's goto pick2", e)
+	}
+	// Removing the loser changes nothing in the datapath for the address.
+	s.Services = s.Services[:len(s.Services)-1]
+	if err := b.Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range nft.last(t) {
+		if strings.Contains(l, "10.96.0.10 ") {
+			t.Errorf("removing the losing service port touched the winner: %q", l)
+		}
+	}
+}

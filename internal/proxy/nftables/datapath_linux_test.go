@@ -1,0 +1,458 @@
+package nftables_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"sigs.k8s.io/knftables"
+
+	"github.com/portal-net/portal/internal/proxy/nftables"
+	"github.com/portal-net/portal/internal/sys/netns"
+	"github.com/portal-net/portal/internal/testutil/netnstest"
+)
+
+// lab is a node (the test's own isolated namespace) with a bridge
+// 10.244.1.1/24 holding pods, and a client namespace outside the cluster
+// reaching the node at 192.168.77.1 over a veth.
+type lab struct {
+	pods   map[string]string // pod name → netns path
+	podIP  map[string]netip.Addr
+	client string // netns path
+}
+
+const (
+	bridgeName = "ptbr0"
+	nodeIP     = "192.168.77.1"
+	clientIP   = "192.168.77.2"
+)
+
+func newLab(t *testing.T, pods ...string) *lab {
+	t.Helper()
+	netnstest.Require(t)
+	l := &lab{pods: map[string]string{}, podIP: map[string]netip.Addr{}}
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName}}
+	must("add bridge", netlink.LinkAdd(br))
+	t.Cleanup(func() { _ = netlink.LinkDel(br) })
+	must("bridge address", netlink.AddrAdd(br, mustAddr("10.244.1.1/24")))
+	must("bridge up", netlink.LinkSetUp(br))
+	must("ip_forward", os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644))
+	// The service CIDR is routed locally, so nothing in it leaks out.
+	must("service route", netlink.RouteAdd(&netlink.Route{LinkIndex: br.Attrs().Index, Dst: mustPrefix("10.96.0.0/16")}))
+
+	for i, name := range pods {
+		ns := netnstest.NewNetns(t, name)
+		ip := netip.AddrFrom4([4]byte{10, 244, 1, byte(2 + i)})
+		l.pods[name], l.podIP[name] = ns, ip
+		host := "pt" + name
+		must("veth "+name, plug(ns, host, ip.String()+"/24", "10.244.1.1"))
+		t.Cleanup(func() {
+			if lk, err := netlink.LinkByName(host); err == nil {
+				_ = netlink.LinkDel(lk)
+			}
+		})
+		lk, err := netlink.LinkByName(host)
+		must("find "+host, err)
+		must("enslave "+host, netlink.LinkSetMaster(lk, br))
+		// As the pod network does: with br_netfilter, a hairpin DNAT
+		// is bridged back out of the port it came in on.
+		must("hairpin "+host, netlink.LinkSetHairpin(lk, true))
+	}
+
+	l.client = netnstest.NewNetns(t, "client")
+	must("veth client", plug(l.client, "ptclient", clientIP+"/24", nodeIP))
+	t.Cleanup(func() {
+		if lk, err := netlink.LinkByName("ptclient"); err == nil {
+			_ = netlink.LinkDel(lk)
+		}
+	})
+	lk, err := netlink.LinkByName("ptclient")
+	must("find ptclient", err)
+	must("node address", netlink.AddrAdd(lk, mustAddr(nodeIP+"/24")))
+	return l
+}
+
+// plug makes a veth pair: host stays here (up), eth0 goes into ns with
+// addr and a default route via gw.
+func plug(ns, host, addr, gw string) error {
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: host}, PeerName: host + "p"}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return err
+	}
+	peer, err := netlink.LinkByName(host + "p")
+	if err != nil {
+		return err
+	}
+	fd, err := unix.Open(ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := netlink.LinkSetNsFd(peer, fd); err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return err
+	}
+	return netns.Do(ns, func() error {
+		lk, err := netlink.LinkByName(host + "p")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetName(lk, "eth0"); err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(lk, mustAddr(addr)); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(lk); err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: lk.Attrs().Index, Gw: net.ParseIP(gw)})
+	})
+}
+
+func mustAddr(s string) *netlink.Addr {
+	a, err := netlink.ParseAddr(s)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+func mustPrefix(s string) *net.IPNet {
+	_, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// serve runs an HTTP server on :8080 in every pod that answers
+// "<pod> <client ip>".
+func (l *lab) serve(t *testing.T) {
+	t.Helper()
+	for name, ns := range l.pods {
+		var ln net.Listener
+		err := netns.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", ":8080"); return err })
+		if err != nil {
+			t.Fatalf("listen in %s: %v", name, err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			fmt.Fprintf(w, "%s %s", name, host)
+		})}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+	}
+}
+
+// dial connects from ns ("" = the node) to addr.
+func dial(ns, addr string, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if ns == "" {
+		return d.Dial("tcp4", addr)
+	}
+	var c net.Conn
+	err := netns.Do(ns, func() (err error) { c, err = d.Dial("tcp4", addr); return err })
+	return c, err
+}
+
+// get does one HTTP request on a new connection and returns the body.
+func get(ns, addr string) (string, error) {
+	c, err := dial(ns, addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	return roundTrip(c, bufio.NewReader(c), true)
+}
+
+func roundTrip(c net.Conn, br *bufio.Reader, closeAfter bool) (string, error) {
+	hdr := ""
+	if closeAfter {
+		hdr = "Connection: close\r\n"
+	}
+	if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n%s\r\n", hdr); err != nil {
+		return "", err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func tcpSvc(name, vip string, port, nodePort uint16, eps []netip.AddrPort) nftables.ServicePort {
+	return nftables.ServicePort{Name: name, VIPs: []netip.Addr{ip(vip)}, Protocol: "tcp", Port: port,
+		NodePort: nodePort, Endpoints: eps, ExternalEndpoints: eps}
+}
+
+func realNFT(t testing.TB, opts ...knftables.Option) knftables.Interface {
+	t.Helper()
+	nft, err := knftables.New(knftables.IPv4Family, nftables.TableName, opts...)
+	if err != nil {
+		t.Skipf("no nftables: %v", err)
+	}
+	t.Cleanup(func() {
+		tx := nft.NewTransaction()
+		tx.Delete(&knftables.Table{})
+		if err := nft.Run(context.Background(), tx); err != nil && !knftables.IsNotFound(err) {
+			t.Errorf("delete table: %v", err)
+		}
+	})
+	return nft
+}
+
+func TestDatapath(t *testing.T) {
+	netnstest.Require(t)
+	l := newLab(t, "a", "b")
+	l.serve(t)
+	ctx := context.Background()
+	epA := netip.AddrPortFrom(l.podIP["a"], 8080)
+	epB := netip.AddrPortFrom(l.podIP["b"], 8080)
+	state := func(webEps ...netip.AddrPort) nftables.State {
+		return nftables.State{
+			ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
+			PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
+			NodeIPs:      []netip.Addr{ip(nodeIP)},
+			Services: []nftables.ServicePort{
+				tcpSvc("default/web:http", "10.96.0.10", 80, 30080, webEps),
+				tcpSvc("default/empty:http", "10.96.0.20", 80, 30090, nil),
+				tcpSvc("default/only-a:http", "10.96.0.11", 80, 0, []netip.AddrPort{epA}),
+				{Name: "default/local:http", VIPs: []netip.Addr{ip("10.96.0.12")}, Protocol: "tcp", Port: 80, NodePort: 30081,
+					Endpoints: []netip.AddrPort{epA, epB}, ExternalEndpoints: []netip.AddrPort{epA}, ExternalLocal: true},
+				{Name: "default/local-none:http", VIPs: []netip.Addr{ip("10.96.0.13")}, Protocol: "tcp", Port: 80, NodePort: 30082,
+					Endpoints: []netip.AddrPort{epA, epB}, ExternalLocal: true},
+			},
+		}
+	}
+	nft := realNFT(t)
+	b := nftables.New(nft)
+	if err := b.Sync(ctx, state(epA, epB)); err != nil {
+		t.Fatal(err)
+	}
+
+	// hits does n requests on new connections and counts answers per pod
+	// and the client addresses the pods saw.
+	hits := func(t *testing.T, ns, addr string, n int) (map[string]int, map[string]bool) {
+		t.Helper()
+		pods, peers := map[string]int{}, map[string]bool{}
+		for range n {
+			body, err := get(ns, addr)
+			if err != nil {
+				t.Fatalf("GET %s: %v", addr, err)
+			}
+			f := strings.Fields(body)
+			if len(f) != 2 {
+				t.Fatalf("GET %s: body %q", addr, body)
+			}
+			pods[f[0]]++
+			peers[f[1]] = true
+		}
+		return pods, peers
+	}
+
+	t.Run("ClusterIP spreads over both endpoints", func(t *testing.T) {
+		pods, _ := hits(t, "", "10.96.0.10:80", 200)
+		if pods["a"] < 50 || pods["b"] < 50 {
+			t.Errorf("200 requests split %v, want both endpoints well used", pods)
+		}
+	})
+	t.Run("ClusterIP from outside the pod CIDR is masqueraded", func(t *testing.T) {
+		pods, peers := hits(t, l.client, "10.96.0.10:80", 20)
+		if len(pods) != 2 || peers[clientIP] || !peers["10.244.1.1"] {
+			t.Errorf("pods %v saw clients %v, want both pods and only the node's bridge address", pods, peers)
+		}
+	})
+	t.Run("NodePort from a client outside the node", func(t *testing.T) {
+		pods, peers := hits(t, l.client, nodeIP+":30080", 40)
+		if len(pods) != 2 || peers[clientIP] {
+			t.Errorf("pods %v saw clients %v, want both pods, client masqueraded", pods, peers)
+		}
+		pods, _ = hits(t, "", nodeIP+":30080", 20)
+		if len(pods) != 2 {
+			t.Errorf("NodePort from the node itself reached %v", pods)
+		}
+	})
+	t.Run("externalTrafficPolicy Local keeps the client address", func(t *testing.T) {
+		pods, peers := hits(t, l.client, nodeIP+":30081", 10)
+		if pods["a"] != 10 || len(peers) != 1 || !peers[clientIP] {
+			t.Errorf("pods %v saw clients %v, want only the local endpoint a and the client's own address", pods, peers)
+		}
+		// Cluster traffic to the same service still uses every endpoint.
+		if pods, _ := hits(t, "", "10.96.0.12:80", 40); len(pods) != 2 {
+			t.Errorf("ClusterIP of an eTP Local service reached %v, want both", pods)
+		}
+	})
+	t.Run("externalTrafficPolicy Local without local endpoints drops", func(t *testing.T) {
+		c, err := dial(l.client, nodeIP+":30082", 300*time.Millisecond)
+		if err == nil {
+			c.Close()
+			t.Fatal("connected, want the SYN dropped")
+		}
+		if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+			t.Errorf("dial: %v, want a time-out (dropped, not rejected)", err)
+		}
+	})
+	t.Run("hairpin: a pod reaches itself through its service", func(t *testing.T) {
+		pods, peers := hits(t, l.pods["a"], "10.96.0.11:80", 5)
+		if pods["a"] != 5 || peers[l.podIP["a"].String()] {
+			t.Errorf("pods %v saw clients %v, want pod a, source masqueraded", pods, peers)
+		}
+	})
+	refusedFast := func(t *testing.T, ns, addr string) {
+		t.Helper()
+		start := time.Now()
+		c, err := dial(ns, addr, 3*time.Second)
+		took := time.Since(start)
+		if err == nil {
+			c.Close()
+			t.Fatalf("dial %s from %q succeeded, want refused", addr, ns)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) || took > 100*time.Millisecond {
+			t.Errorf("dial %s from %q: %v after %v, want connection refused in < 100ms", addr, ns, err, took)
+		}
+	}
+	t.Run("no endpoints is refused at once", func(t *testing.T) {
+		refusedFast(t, "", "10.96.0.20:80")
+		refusedFast(t, l.client, "10.96.0.20:80")
+		refusedFast(t, l.client, nodeIP+":30090")
+	})
+	t.Run("unallocated service address is refused at once", func(t *testing.T) {
+		refusedFast(t, "", "10.96.5.5:80")
+		refusedFast(t, l.client, "10.96.5.5:80")
+		refusedFast(t, "", "10.96.0.10:81")
+	})
+	t.Run("delta sync removes and adds an endpoint", func(t *testing.T) {
+		if err := b.Sync(ctx, state(epA)); err != nil {
+			t.Fatal(err)
+		}
+		if pods, _ := hits(t, "", "10.96.0.10:80", 30); pods["a"] != 30 {
+			t.Errorf("after removing b: %v, want all on a", pods)
+		}
+		if err := b.Sync(ctx, state(epA, epB)); err != nil {
+			t.Fatal(err)
+		}
+		if pods, _ := hits(t, "", "10.96.0.10:80", 60); pods["a"] == 0 || pods["b"] == 0 {
+			t.Errorf("after adding b back: %v, want both", pods)
+		}
+	})
+	t.Run("restart full sync keeps an established connection", func(t *testing.T) {
+		c, err := dial(l.client, "10.96.0.10:80", 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		first, err := roundTrip(c, br, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A new Backend is a restarted proxy: its first sync is a full one.
+		if err := nftables.New(nft).Sync(ctx, state(epA, epB)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			again, err := roundTrip(c, br, false)
+			if err != nil || again != first {
+				t.Fatalf("request %d on the old connection after restart: %q, %v; want %q", i, again, err, first)
+			}
+		}
+	})
+}
+
+// timedNFT remembers how long the last Run and List took.
+type timedNFT struct {
+	knftables.Interface
+	last, list time.Duration
+}
+
+func (n *timedNFT) List(ctx context.Context, objectType string) ([]string, error) {
+	start := time.Now()
+	defer func() { n.list = time.Since(start) }()
+	return n.Interface.List(ctx, objectType)
+}
+
+func (n *timedNFT) Run(ctx context.Context, tx *knftables.Transaction) error {
+	start := time.Now()
+	defer func() { n.last = time.Since(start) }()
+	return n.Interface.Run(ctx, tx)
+}
+
+// TestSyncScale measures a full sync of 10,000 service ports × 10
+// endpoints through knftables and nft, then one-service deltas.
+func TestSyncScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("scale test skipped under -short")
+	}
+	netnstest.Require(t)
+	ctx := context.Background()
+	const services, perService = 10000, 10
+	s := nftables.State{
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
+		PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
+		NodeIPs:      []netip.Addr{ip(nodeIP)},
+	}
+	for i := range services {
+		var eps []netip.AddrPort
+		for j := range perService {
+			n := i*perService + j
+			eps = append(eps, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 244, byte(n >> 8), byte(n)}), 8080))
+		}
+		s.Services = append(s.Services, tcpSvc(fmt.Sprintf("ns/svc%d:http", i),
+			netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}).String(), 80, 0, eps))
+	}
+	// UseNetlink: `nft list table` reads every element back (2.6 s here at
+	// this size) just to name the chains a full sync may delete.
+	nft := &timedNFT{Interface: realNFT(t, knftables.UseNetlink)}
+	b := nftables.New(nft)
+	start := time.Now()
+	if err := b.Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("full sync %d service ports × %d endpoints: %v, of which in nft: %v", services, perService, time.Since(start), nft.last)
+
+	var deltas []time.Duration
+	for i := range 10 {
+		s.Services = append(s.Services, tcpSvc(fmt.Sprintf("ns/extra%d:http", i),
+			netip.AddrFrom4([4]byte{10, 96, 200, byte(i)}).String(), 80, 0, s.Services[i].Endpoints[:2]))
+		start = time.Now()
+		if err := b.Sync(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		deltas = append(deltas, time.Since(start))
+	}
+	slices.Sort(deltas)
+	t.Logf("add one service (delta) at that size, 10 runs: median %v, max %v; of which in nft: %v",
+		deltas[len(deltas)/2], deltas[len(deltas)-1], nft.last)
+
+	start = time.Now()
+	if err := b.FullSync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second full sync (restart) over the loaded table: %v, of which in nft: %v, listing chains: %v", time.Since(start), nft.last, nft.list)
+}

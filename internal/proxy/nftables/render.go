@@ -1,0 +1,312 @@
+//go:build linux
+
+package nftables
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// entry is one element of one set or map, in nft's "a . b" form; value
+// is "" in sets.
+type entry struct {
+	container string
+	key       string
+	value     string
+}
+
+// claim is what a service port puts behind one dispatch key (an address .
+// protocol . port, or a NodePort): the dispatch or no-endpoints verdict
+// and the backend slots. Only one service port can own a key; the first
+// to claim it wins.
+type claim struct {
+	id      string
+	entries []entry
+	pick    string // pick chain the verdict jumps to, "" for none
+	kind    pickKind
+	n       int
+}
+
+// fragment is everything one service port contributes. Shared entries
+// (service-ports, hairpin, and the node-wide sets) may come from several
+// service ports and are reference-counted.
+type fragment struct {
+	claims []claim
+	shared []entry
+}
+
+// renderService computes one service port's fragment; a pure function.
+func renderService(sp ServicePort) fragment {
+	var f fragment
+	proto := strings.ToLower(sp.Protocol)
+	suffix := " . " + proto + " . " + strconv.Itoa(int(sp.Port))
+	cluster, external := v4(sp.Endpoints), v4(sp.ExternalEndpoints)
+	reject := "goto " + chainReject
+
+	// byAddr claims address . proto . port: a dispatch element and its
+	// backend slots, or a no-endpoints verdict.
+	byAddr := func(ip netip.Addr, eps []netip.AddrPort, kind pickKind, none string) {
+		if ip = ip.Unmap(); !ip.Is4() {
+			return
+		}
+		key := ip.String() + suffix
+		c := claim{id: key}
+		if len(eps) == 0 {
+			c.entries = []entry{{mapNoEndpoints, key, none}}
+		} else {
+			c.kind, c.n, c.pick = kind, len(eps), pickChainName(kind, len(eps))
+			c.entries = append(make([]entry, 0, len(eps)+1), entry{mapDispatch, key, "goto " + c.pick})
+			for i, ep := range eps {
+				c.entries = append(c.entries, entry{mapBackends, key + " . " + strconv.Itoa(i), endpointValue(ep)})
+			}
+		}
+		f.claims = append(f.claims, c)
+	}
+	for _, vip := range sp.VIPs {
+		if vip = vip.Unmap(); vip.Is4() {
+			f.shared = append(f.shared, entry{setServicePorts, vip.String() + suffix, ""})
+		}
+		byAddr(vip, cluster, pickCluster, reject)
+	}
+	extKind, npKind, extNone := pickExternal, pickNodePort, reject
+	if sp.ExternalLocal {
+		extKind, npKind, extNone = pickExternalLocal, pickNodePortLocal, "drop"
+	}
+	for _, ip := range sp.External {
+		byAddr(ip, external, extKind, extNone)
+	}
+	if sp.NodePort != 0 {
+		key := proto + " . " + strconv.Itoa(int(sp.NodePort))
+		c := claim{id: "nodeport " + key}
+		if len(external) == 0 {
+			c.entries = []entry{{mapNodePortNoEndpoints, key, extNone}}
+		} else {
+			c.kind, c.n, c.pick = npKind, len(external), pickChainName(npKind, len(external))
+			c.entries = []entry{{mapNodePorts, key, "goto " + c.pick}}
+			for i, ep := range external {
+				c.entries = append(c.entries, entry{mapNodePortBackends, key + " . " + strconv.Itoa(i), endpointValue(ep)})
+			}
+		}
+		f.claims = append(f.claims, c)
+	}
+	for _, eps := range [][]netip.AddrPort{cluster, external} {
+		for _, ep := range eps {
+			a := ep.Addr().Unmap().String()
+			f.shared = append(f.shared, entry{setHairpin, a + " . " + a, ""})
+		}
+	}
+	return f
+}
+
+// renderGlobals is the node-wide part of s.
+func renderGlobals(s State) fragment {
+	var f fragment
+	for _, p := range s.ServiceCIDRs {
+		if p.Addr().Is4() {
+			f.shared = append(f.shared, entry{setServiceCIDRs, p.Masked().String(), ""})
+		}
+	}
+	for _, ip := range s.NodeIPs {
+		if ip = ip.Unmap(); ip.Is4() && !ip.IsLoopback() {
+			f.shared = append(f.shared, entry{setNodeIPs, ip.String(), ""})
+		}
+	}
+	return f
+}
+
+// ruleset is the programmed form of a State: the pick chains and every
+// set and map element, plus per service port what it contributed, so a
+// change re-renders only the service ports that changed.
+type ruleset struct {
+	podCIDR  netip.Prefix
+	picks    map[string][]string          // chain → rules
+	elems    map[string]map[string]string // container → key → value
+	refs     map[entry]int                // shared entries (value "")
+	owners   map[string]string            // claim id → service port name
+	services map[string]applied           // service port name → what it added
+	globals  fragment
+
+	// touched records, during one update, what each changed element was
+	// before it, so the update can be written as the net element
+	// deletions and additions. nil outside an update.
+	touched map[elemRef]prior
+}
+
+type elemRef struct{ container, key string }
+
+type prior struct {
+	value   string
+	existed bool
+}
+
+type applied struct {
+	sp   ServicePort
+	frag fragment
+}
+
+func newRuleset(podCIDR netip.Prefix) *ruleset {
+	return &ruleset{
+		podCIDR:  podCIDR,
+		picks:    map[string][]string{},
+		elems:    map[string]map[string]string{},
+		refs:     map[entry]int{},
+		owners:   map[string]string{},
+		services: map[string]applied{},
+	}
+}
+
+// render computes the whole ruleset for s. When two service ports claim
+// the same address . protocol . port, the first in s wins.
+func render(s State) *ruleset {
+	r := newRuleset(s.PodCIDR)
+	r.update(s)
+	return r
+}
+
+func (r *ruleset) touch(c, key string) {
+	if r.touched == nil {
+		return
+	}
+	ref := elemRef{c, key}
+	if _, seen := r.touched[ref]; !seen {
+		old, ok := r.elems[c][key]
+		r.touched[ref] = prior{old, ok}
+	}
+}
+
+func (r *ruleset) set(c, key, value string) {
+	r.touch(c, key)
+	m := r.elems[c]
+	if m == nil {
+		m = map[string]string{}
+		r.elems[c] = m
+	}
+	m[key] = value
+}
+
+func (r *ruleset) del(c, key string) {
+	r.touch(c, key)
+	delete(r.elems[c], key)
+}
+
+func (r *ruleset) addShared(es []entry) {
+	for _, e := range es {
+		if r.refs[e]++; r.refs[e] == 1 {
+			r.set(e.container, e.key, e.value)
+		}
+	}
+}
+
+func (r *ruleset) dropShared(es []entry) {
+	for _, e := range es {
+		if r.refs[e]--; r.refs[e] <= 0 {
+			delete(r.refs, e)
+			r.del(e.container, e.key)
+		}
+	}
+}
+
+func (r *ruleset) add(name string, sp ServicePort) {
+	f := renderService(sp)
+	for _, c := range f.claims {
+		if _, taken := r.owners[c.id]; taken {
+			continue
+		}
+		r.owners[c.id] = name
+		if c.pick != "" {
+			if _, ok := r.picks[c.pick]; !ok {
+				r.picks[c.pick] = pickRules(c.kind, c.n, r.podCIDR)
+			}
+		}
+		for _, e := range c.entries {
+			r.set(e.container, e.key, e.value)
+		}
+	}
+	r.addShared(f.shared)
+	r.services[name] = applied{sp: cloneServicePort(sp), frag: f}
+}
+
+func (r *ruleset) remove(name string) {
+	a := r.services[name]
+	for _, c := range a.frag.claims {
+		if r.owners[c.id] != name {
+			continue
+		}
+		delete(r.owners, c.id)
+		for _, e := range c.entries {
+			r.del(e.container, e.key)
+		}
+	}
+	r.dropShared(a.frag.shared)
+	delete(r.services, name)
+}
+
+// update brings r to s (same pod CIDR), touching only the service ports
+// that differ. A key freed by a removed service port is not handed to
+// another port that lost it earlier until the next full render.
+func (r *ruleset) update(s State) {
+	want := make(map[string]*ServicePort, len(s.Services))
+	for i := range s.Services {
+		if _, dup := want[s.Services[i].Name]; !dup {
+			want[s.Services[i].Name] = &s.Services[i]
+		}
+	}
+	for name, a := range r.services {
+		if sp, ok := want[name]; !ok || !equalServicePort(a.sp, *sp) {
+			r.remove(name)
+		}
+	}
+	r.dropShared(r.globals.shared)
+	r.globals = renderGlobals(s)
+	r.addShared(r.globals.shared)
+	for i := range s.Services {
+		sp := &s.Services[i]
+		if want[sp.Name] != sp {
+			continue // a later duplicate name
+		}
+		if _, ok := r.services[sp.Name]; !ok {
+			r.add(sp.Name, *sp)
+		}
+	}
+}
+
+func cloneServicePort(sp ServicePort) ServicePort {
+	sp.VIPs = slices.Clone(sp.VIPs)
+	sp.External = slices.Clone(sp.External)
+	sp.Endpoints = slices.Clone(sp.Endpoints)
+	sp.ExternalEndpoints = slices.Clone(sp.ExternalEndpoints)
+	return sp
+}
+
+func equalServicePort(a, b ServicePort) bool {
+	return a.Name == b.Name && a.Protocol == b.Protocol && a.Port == b.Port && a.NodePort == b.NodePort &&
+		a.ExternalLocal == b.ExternalLocal && slices.Equal(a.VIPs, b.VIPs) && slices.Equal(a.External, b.External) &&
+		slices.Equal(a.Endpoints, b.Endpoints) && slices.Equal(a.ExternalEndpoints, b.ExternalEndpoints)
+}
+
+// v4 keeps the IPv4 endpoints: this table is in the ip family.
+func v4(eps []netip.AddrPort) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, ep := range eps {
+		if ep.Addr().Unmap().Is4() {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+func endpointValue(ep netip.AddrPort) string {
+	return ep.Addr().Unmap().String() + " . " + strconv.Itoa(int(ep.Port()))
+}
+
+// sortedKeys returns m's keys in order, so transactions are reproducible.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

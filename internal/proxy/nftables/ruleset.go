@@ -1,0 +1,186 @@
+//go:build linux
+
+package nftables
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+)
+
+// TableName is the table this package owns, in the ip family.
+const TableName = "portal-proxy"
+
+// masqBit marks packets to masquerade in postrouting, as kube-proxy does.
+const masqBit = "0x4000"
+
+// Sets and maps of the table. Service addresses and NodePorts are keys;
+// endpoints are values; nothing per service is a chain.
+const (
+	mapDispatch            = "dispatch"              // daddr . proto . dport → goto <kind>pick<N>
+	mapBackends            = "backends"              // daddr . proto . dport . slot → endpoint
+	mapNodePorts           = "nodeports"             // proto . dport → goto np-[local-]pick<N>
+	mapNodePortBackends    = "nodeport-backends"     // proto . dport . slot → endpoint
+	mapNoEndpoints         = "no-endpoints"          // daddr . proto . dport → goto reject-chain | drop
+	mapNodePortNoEndpoints = "nodeport-no-endpoints" // proto . dport → goto reject-chain | drop
+	setServicePorts        = "service-ports"         // every ClusterIP . proto . port that exists
+	setServiceCIDRs        = "service-cidrs"
+	setNodeIPs             = "node-ips"
+	setHairpin             = "hairpin" // endpoint . endpoint: a pod reaching itself through a service
+	chainReject            = "reject-chain"
+	chainServices          = "services"
+	chainFilterServices    = "filter-services"
+)
+
+// container is the definition of one set or map.
+type container struct {
+	name   string
+	isMap  bool
+	typ    string
+	typeOf string
+	flags  []knftables.SetFlag
+}
+
+// The `numgen random mod 2` in a typeof key only declares the key's type;
+// each pick<N> chain looks the map up with its own modulus. The value is
+// declared as `ip daddr . tcp dport` although UDP and SCTP endpoints live
+// there too: only its type (ipv4_addr . inet_service) matters, and nft
+// 1.0.6 cannot read back a map declared `: ip daddr . th dport` ("conflicting
+// protocols specified: ip vs. th"), which breaks every later transaction
+// that references it.
+var containers = []container{
+	{name: mapDispatch, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict"},
+	{name: mapBackends, isMap: true, typeOf: "ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport"},
+	{name: mapNodePorts, isMap: true, typ: "inet_proto . inet_service : verdict"},
+	{name: mapNodePortBackends, isMap: true, typeOf: "meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport"},
+	{name: mapNoEndpoints, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict"},
+	{name: mapNodePortNoEndpoints, isMap: true, typ: "inet_proto . inet_service : verdict"},
+	{name: setServicePorts, typ: "ipv4_addr . inet_proto . inet_service"},
+	{name: setServiceCIDRs, typ: "ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
+	{name: setNodeIPs, typ: "ipv4_addr"},
+	{name: setHairpin, typ: "ipv4_addr . ipv4_addr"},
+}
+
+func (c container) object() knftables.Object {
+	if c.isMap {
+		return &knftables.Map{Name: c.name, Type: c.typ, TypeOf: c.typeOf, Flags: c.flags}
+	}
+	return &knftables.Set{Name: c.name, Type: c.typ, TypeOf: c.typeOf, Flags: c.flags}
+}
+
+func (c container) element(key, value []string) *knftables.Element {
+	if c.isMap {
+		return &knftables.Element{Map: c.name, Key: key, Value: value}
+	}
+	return &knftables.Element{Set: c.name, Key: key}
+}
+
+// pickKind is the kind of traffic a pick chain serves; it decides whether
+// the chain marks for masquerade and which backends map it reads.
+type pickKind int
+
+const (
+	pickCluster pickKind = iota
+	pickExternal
+	pickExternalLocal
+	pickNodePort
+	pickNodePortLocal
+)
+
+var pickPrefix = [...]string{"pick", "ext-pick", "ext-local-pick", "np-pick", "np-local-pick"}
+
+func pickChainName(k pickKind, n int) string { return pickPrefix[k] + strconv.Itoa(n) }
+
+// pickRules are the rules of one pick chain: mark for masquerade where
+// needed, then DNAT to slot (numgen random mod n).
+func pickRules(k pickKind, n int, podCIDR netip.Prefix) []string {
+	var rules []string
+	mark := "meta mark set meta mark | " + masqBit
+	switch k {
+	case pickCluster:
+		if podCIDR.IsValid() {
+			rules = append(rules, "ip saddr != "+podCIDR.Masked().String()+" "+mark)
+		}
+	case pickExternal, pickNodePort:
+		rules = append(rules, mark)
+	}
+	key := "ip daddr . meta l4proto . th dport"
+	m := mapBackends
+	if k == pickNodePort || k == pickNodePortLocal {
+		key, m = "meta l4proto . th dport", mapNodePortBackends
+	}
+	return append(rules, fmt.Sprintf("dnat to %s . numgen random mod %d map @%s", key, n, m))
+}
+
+// baseChain is a chain with fixed rules, present in every ruleset.
+type baseChain struct {
+	name     string
+	typ      knftables.BaseChainType
+	hook     knftables.BaseChainHook
+	priority knftables.BaseChainPriority
+	rules    []string
+}
+
+func (c baseChain) object() *knftables.Chain {
+	ch := &knftables.Chain{Name: c.name}
+	if c.hook != "" {
+		ch.Type, ch.Hook, ch.Priority = &c.typ, &c.hook, &c.priority
+	}
+	return ch
+}
+
+// Rejects run in filter chains just before DNAT (dstnat - 10), both for
+// forwarded and for locally generated traffic. NodePorts are matched by
+// @node-ips alone: an address in it is local by construction, so a fib
+// lookup would add nothing.
+var baseChains = []baseChain{
+	{name: "filter-prerouting", typ: knftables.FilterType, hook: knftables.PreroutingHook, priority: "dstnat - 10",
+		rules: []string{"jump " + chainFilterServices}},
+	{name: "filter-output", typ: knftables.FilterType, hook: knftables.OutputHook, priority: "-110",
+		rules: []string{"jump " + chainFilterServices}},
+	{name: chainFilterServices, rules: []string{
+		"ip daddr . meta l4proto . th dport vmap @" + mapNoEndpoints,
+		"ip daddr @" + setNodeIPs + " meta l4proto . th dport vmap @" + mapNodePortNoEndpoints,
+		"ip daddr @" + setServiceCIDRs + " ip daddr . meta l4proto . th dport != @" + setServicePorts + " goto " + chainReject,
+	}},
+	{name: chainReject, rules: []string{
+		"meta l4proto tcp reject with tcp reset",
+		"reject",
+	}},
+	{name: "nat-prerouting", typ: knftables.NATType, hook: knftables.PreroutingHook, priority: knftables.DNATPriority,
+		rules: []string{"jump " + chainServices}},
+	{name: "nat-output", typ: knftables.NATType, hook: knftables.OutputHook, priority: "-100",
+		rules: []string{"jump " + chainServices}},
+	{name: chainServices, rules: []string{
+		"ip daddr . meta l4proto . th dport vmap @" + mapDispatch,
+		"ip daddr @" + setNodeIPs + " meta l4proto . th dport vmap @" + mapNodePorts,
+	}},
+	// nft cannot compare ip saddr with ip daddr, so hairpin traffic is
+	// matched against @hairpin, which holds ep . ep for every endpoint.
+	{name: "nat-postrouting", typ: knftables.NATType, hook: knftables.PostroutingHook, priority: knftables.SNATPriority,
+		rules: []string{
+			"meta mark & " + masqBit + " == " + masqBit + " meta mark set meta mark & 0xffffbfff masquerade",
+			"ct status dnat ip saddr . ip daddr @" + setHairpin + " masquerade",
+		}},
+}
+
+// elementOf turns a stored key and value into a knftables element.
+func (c container) elementOf(key, value string) *knftables.Element {
+	var v []string
+	if value != "" {
+		v = strings.Split(value, " . ")
+	}
+	return c.element(strings.Split(key, " . "), v)
+}
+
+func byName(name string) container {
+	for _, c := range containers {
+		if c.name == name {
+			return c
+		}
+	}
+	panic("nftables: unknown container " + name)
+}
