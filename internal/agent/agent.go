@@ -162,6 +162,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if err := a.startProxy(ctx, inf); err != nil {
+		return fmt.Errorf("service proxy: %w", err)
+	}
 	podInf.Start(ctx.Done())
 	inf.Start(ctx.Done())
 	defer podInf.Shutdown()

@@ -24,6 +24,9 @@ func bindNodeFlags(fs *pflag.FlagSet, c *config.Agent) {
 	fs.IntVar(&c.MaxPods, "max-pods", c.MaxPods, "Pods capacity of this node")
 	fs.StringVar(&c.RunDir, "run-dir", c.RunDir, "Directory for runtime files (network namespaces)")
 	fs.StringVar(&c.ShimBinary, "shim", c.ShimBinary, "Per-pod supervisor binary (default: portal-shim next to this binary, else this binary)")
+	fs.StringVar(&c.ProxyMode, "proxy-mode", c.ProxyMode, "Service proxy datapath: nftables, or none")
+	fs.DurationVar(&c.ProxySyncPeriod, "sync-period", c.ProxySyncPeriod, "How often the service proxy rules are fully resynced")
+	fs.DurationVar(&c.ProxyMinSyncPeriod, "min-sync-period", c.ProxyMinSyncPeriod, "Shortest time between two service proxy syncs")
 	fs.DurationVar(&c.CrashBackoffInitial, "crash-backoff-initial", c.CrashBackoffInitial, "First restart delay of a crashing container (doubles up to --crash-backoff-max)")
 	fs.DurationVar(&c.CrashBackoffMax, "crash-backoff-max", c.CrashBackoffMax, "Longest restart delay of a crashing container")
 	_ = fs.MarkHidden("crash-backoff-initial")
@@ -40,6 +43,8 @@ func bindAgentFlags(fs *pflag.FlagSet, c *config.Agent) {
 	fs.StringSliceVar(&c.ClusterDNS, "cluster-dns", c.ClusterDNS, "Nameserver IPs pods get with dnsPolicy ClusterFirst")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "DNS domain of the cluster")
 	fs.StringVar(&c.ResolvConf, "resolv-conf", c.ResolvConf, "Host resolv.conf that dnsPolicy Default copies")
+	fs.StringVar(&c.ServiceCIDR, "service-cidr", c.ServiceCIDR, "Range of Service ClusterIPs (as the server's --service-cidr)")
+	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "Pod range of the whole cluster (as the server's --cluster-cidr)")
 	fs.DurationVar(&c.NodeStatusUpdateFrequency, "node-status-update-frequency", c.NodeStatusUpdateFrequency, "How often the node status is reported")
 }
 
@@ -79,6 +84,8 @@ func runAgent(ctx context.Context, c config.Agent, rc *rest.Config, ca []byte) e
 func agentForUp(s config.Server, c config.Agent) config.Agent {
 	c.RootDir = s.DataDir + "/agent"
 	c.ClusterDomain = s.ClusterDomain
+	c.ServiceCIDR = s.ServiceCIDR
+	c.ClusterCIDR = s.Controllers.ClusterCIDR
 	if ip := s.ClusterDNSIP(); ip != nil {
 		c.ClusterDNS = []string{ip.String()}
 	}

@@ -62,6 +62,19 @@ type Agent struct {
 	// crashing containers (doubling).
 	CrashBackoffInitial time.Duration
 	CrashBackoffMax     time.Duration
+
+	// ProxyMode is the service proxy datapath: "nftables" (default) or
+	// "none" (no service proxy on this node).
+	ProxyMode string
+	// ServiceCIDR and ClusterCIDR are the cluster's service and pod ranges
+	// (the proxy rejects unallocated service addresses and masquerades
+	// traffic from outside the pod range).
+	ServiceCIDR string
+	ClusterCIDR string
+	// ProxySyncPeriod forces a full proxy sync; ProxyMinSyncPeriod spaces
+	// the partial ones.
+	ProxySyncPeriod    time.Duration
+	ProxyMinSyncPeriod time.Duration
 }
 
 // DefaultAgent returns the defaults of `portal agent`.
@@ -79,6 +92,11 @@ func DefaultAgent() Agent {
 		LeaseRenewInterval:        10 * time.Second,
 		CrashBackoffInitial:       10 * time.Second,
 		CrashBackoffMax:           300 * time.Second,
+		ProxyMode:                 "nftables",
+		ServiceCIDR:               "10.0.0.0/24",
+		ClusterCIDR:               "10.42.0.0/16",
+		ProxySyncPeriod:           30 * time.Second,
+		ProxyMinSyncPeriod:        100 * time.Millisecond,
 	}
 }
 
@@ -120,6 +138,14 @@ func (a *Agent) Validate() error {
 	}
 	if a.RootDir == "" || a.RunDir == "" {
 		errs = append(errs, errors.New("--root-dir and --run-dir must not be empty"))
+	}
+	if a.ProxyMode != "nftables" && a.ProxyMode != "none" {
+		errs = append(errs, fmt.Errorf("--proxy-mode %q: want nftables or none", a.ProxyMode))
+	}
+	for flag, v := range map[string]string{"--service-cidr": a.ServiceCIDR, "--cluster-cidr": a.ClusterCIDR} {
+		if _, _, err := net.ParseCIDR(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
+		}
 	}
 	if a.Port < 0 || a.Port > 65535 {
 		errs = append(errs, fmt.Errorf("--agent-port %d out of range", a.Port))

@@ -126,7 +126,9 @@ func waitNodeReady(t *testing.T, c kubernetes.Interface, node string, logs func(
 
 // httpGet fetches url (a pod or node address inside the test's namespaces).
 func httpGet(url string) (string, error) {
-	c := &http.Client{Timeout: 3 * time.Second}
+	// A new connection per request: through a service each one may reach
+	// another pod.
+	c := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err

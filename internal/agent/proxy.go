@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+
+	"k8s.io/client-go/informers"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/knftables"
+
+	"github.com/portal-net/portal/internal/proxy/nftables"
+	"github.com/portal-net/portal/internal/proxy/runner"
+	"github.com/portal-net/portal/internal/sys/conntrack"
+	"github.com/portal-net/portal/internal/sys/sysctl"
+)
+
+// startProxy runs the service proxy of this node (issue 6) on the shared
+// informer factory (the caller starts it). Its rules live in the node's
+// network namespace and stay when the agent stops, so services keep
+// working; the next agent replaces them in one transaction.
+func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactory) error {
+	if a.cfg.ProxyMode == "none" {
+		return nil
+	}
+	svcCIDR, err := netip.ParsePrefix(a.cfg.ServiceCIDR)
+	if err != nil {
+		return fmt.Errorf("--service-cidr: %w", err)
+	}
+	clusterCIDR, err := netip.ParsePrefix(a.cfg.ClusterCIDR)
+	if err != nil {
+		return fmt.Errorf("--cluster-cidr: %w", err)
+	}
+	nodeIP, err := netip.ParseAddr(a.cfg.NodeIP)
+	if err != nil {
+		return fmt.Errorf("--node-ip: %w", err)
+	}
+	// Replies between pods on the bridge must pass the NAT hooks, or a
+	// pod reaching another pod of the same node through a ClusterIP gets
+	// the answer from the pod's own address.
+	sc := sysctl.New()
+	for _, name := range []string{sysctl.BridgeNFCallIPTables, sysctl.IPForward} {
+		if _, err := sysctl.Ensure(sc, name, "1"); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				klog.InfoS("Kernel setting not available; pods on one node may not reach each other through services", "sysctl", name)
+				continue
+			}
+			return err
+		}
+	}
+	if err := serviceRoute(svcCIDR.Masked()); err != nil {
+		return fmt.Errorf("route to the service CIDR: %w", err)
+	}
+	nft, err := knftables.New(knftables.IPv4Family, nftables.TableName, knftables.UseNetlink)
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	r, err := runner.New(runner.Config{
+		NodeName:      a.cfg.NodeName,
+		NodeIPs:       []netip.Addr{nodeIP},
+		ServiceCIDRs:  []netip.Prefix{svcCIDR.Masked()},
+		ClusterCIDR:   clusterCIDR.Masked(),
+		SyncPeriod:    a.cfg.ProxySyncPeriod,
+		MinSyncPeriod: a.cfg.ProxyMinSyncPeriod,
+		Datapath:      nftables.New(nft),
+		Conntrack:     conntrack.New(),
+	}, f)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if !waitSynced(ctx, f) {
+			return
+		}
+		klog.InfoS("Service proxy starting", "mode", a.cfg.ProxyMode, "serviceCIDR", svcCIDR, "clusterCIDR", clusterCIDR)
+		r.Run(ctx)
+	}()
+	return nil
+}
+
+func waitSynced(ctx context.Context, f informers.SharedInformerFactory) bool {
+	for _, ok := range f.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

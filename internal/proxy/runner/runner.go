@@ -1,0 +1,286 @@
+package runner
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/portal-net/portal/internal/proxy"
+	"github.com/portal-net/portal/internal/proxy/nftables"
+	"github.com/portal-net/portal/internal/sys/conntrack"
+)
+
+// Datapath programs the desired state (it computes its own deltas).
+type Datapath interface {
+	Sync(ctx context.Context, s nftables.State) error
+}
+
+// Config of a Runner.
+type Config struct {
+	NodeName string
+	// NodeIPs are the addresses NodePorts answer on.
+	NodeIPs      []netip.Addr
+	ServiceCIDRs []netip.Prefix
+	// ClusterCIDR is the pod network of the whole cluster (traffic from
+	// outside it to a ClusterIP is masqueraded).
+	ClusterCIDR netip.Prefix
+	// SyncPeriod forces a full sync; MinSyncPeriod spaces partial ones.
+	SyncPeriod, MinSyncPeriod time.Duration
+	// TopologyKeys reads spec.topologyKeys (not in k8s.io/api's Service).
+	TopologyKeys func(*v1.Service) []string
+	Datapath     Datapath
+	// Conntrack clears stale UDP/SCTP flows; nil skips it.
+	Conntrack conntrack.Interface
+}
+
+// Runner is the proxy's control loop on one node.
+type Runner struct {
+	cfg     Config
+	tracker *proxy.Tracker
+	nodes   corelisters.NodeLister
+	kick    chan struct{}
+
+	mu       sync.Mutex
+	lastSync time.Time
+}
+
+// New registers informer handlers on f (the caller starts f).
+func New(cfg Config, f informers.SharedInformerFactory) (*Runner, error) {
+	r := &Runner{
+		cfg:     cfg,
+		tracker: proxy.NewTracker(proxy.TrackerConfig{NodeName: cfg.NodeName, TopologyKeys: cfg.TopologyKeys}),
+		nodes:   f.Core().V1().Nodes().Lister(),
+		kick:    make(chan struct{}, 1),
+	}
+	svc := f.Core().V1().Services().Informer()
+	if _, err := svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { r.changed(r.tracker.Services.Update(nil, asService(o))) },
+		UpdateFunc: func(o, n any) { r.changed(r.tracker.Services.Update(asService(o), asService(n))) },
+		DeleteFunc: func(o any) { r.changed(r.tracker.Services.Update(asService(o), nil)) },
+	}); err != nil {
+		return nil, err
+	}
+	eps := f.Discovery().V1().EndpointSlices().Informer()
+	if _, err := eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { r.changed(r.tracker.Endpoints.Update(nil, asSlice(o))) },
+		UpdateFunc: func(o, n any) { r.changed(r.tracker.Endpoints.Update(asSlice(o), asSlice(n))) },
+		DeleteFunc: func(o any) { r.changed(r.tracker.Endpoints.Update(asSlice(o), nil)) },
+	}); err != nil {
+		return nil, err
+	}
+	// Node labels feed topology (zone of this node, topologyKeys).
+	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { r.changed(true) },
+		UpdateFunc: func(o, n any) { r.changed(nodeLabelsChanged(o, n)) },
+	}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func asService(o any) *v1.Service {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	s, _ := o.(*v1.Service)
+	return s
+}
+
+func asSlice(o any) *discoveryv1.EndpointSlice {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		o = t.Obj
+	}
+	s, _ := o.(*discoveryv1.EndpointSlice)
+	return s
+}
+
+func nodeLabelsChanged(o, n any) bool {
+	a, ok1 := o.(*v1.Node)
+	b, ok2 := n.(*v1.Node)
+	return !ok1 || !ok2 || !labels.Equals(a.Labels, b.Labels)
+}
+
+func (r *Runner) changed(pending bool) {
+	if !pending {
+		return
+	}
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run syncs until ctx ends: at once, after changes (at most every
+// MinSyncPeriod), and every SyncPeriod.
+func (r *Runner) Run(ctx context.Context) {
+	full := time.NewTicker(r.cfg.SyncPeriod)
+	defer full.Stop()
+	r.syncOnce(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-full.C:
+		case <-r.kick:
+			if wait := r.cfg.MinSyncPeriod - time.Since(r.last()); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}
+		r.syncOnce(ctx)
+	}
+}
+
+func (r *Runner) last() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastSync
+}
+
+func (r *Runner) syncOnce(ctx context.Context) {
+	start := time.Now()
+	ch := r.tracker.Take()
+	state := r.desired(ch)
+	if err := r.cfg.Datapath.Sync(ctx, state); err != nil {
+		klog.ErrorS(err, "Syncing proxy rules failed; retrying")
+		// The datapath does a full sync after an error; the tracker has
+		// moved on, so ask again soon.
+		r.changed(true)
+		return
+	}
+	r.mu.Lock()
+	r.lastSync = time.Now()
+	r.mu.Unlock()
+	if r.cfg.Conntrack != nil && udpChanged(ch) {
+		if n, err := r.cfg.Conntrack.ClearStale(conntrackServices(state)); err != nil {
+			klog.ErrorS(err, "Clearing stale conntrack entries")
+		} else if n > 0 {
+			klog.V(2).InfoS("Cleared stale conntrack entries", "flows", n)
+		}
+	}
+	klog.V(4).InfoS("Proxy rules synced", "services", len(state.Services), "took", time.Since(start))
+}
+
+// desired builds the datapath state for this node from the model.
+func (r *Runner) desired(ch proxy.Changes) nftables.State {
+	node := proxy.NodeInfo{Name: r.cfg.NodeName, NodeLabels: r.nodeLabels}
+	if n, err := r.nodes.Get(r.cfg.NodeName); err == nil {
+		node.Labels = n.Labels
+		node.Zone = n.Labels[v1.LabelTopologyZone]
+	}
+	s := nftables.State{ServiceCIDRs: r.cfg.ServiceCIDRs, PodCIDR: r.cfg.ClusterCIDR, NodeIPs: r.cfg.NodeIPs}
+	names := make([]proxy.ServicePortName, 0, len(ch.Services))
+	for n := range ch.Services {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
+	for _, name := range names {
+		sp := ch.Services[name]
+		sel := proxy.Select(sp, ch.Endpoints[name], node)
+		out := nftables.ServicePort{
+			Name:              name.String(),
+			Protocol:          strings.ToLower(string(sp.Protocol)),
+			Port:              uint16(sp.Port),
+			NodePort:          uint16(sp.NodePort),
+			ExternalLocal:     sp.ExternalPolicyLocal,
+			Endpoints:         addrPorts(sel.Cluster),
+			ExternalEndpoints: addrPorts(sel.External),
+		}
+		for _, ip := range sp.ClusterIPs {
+			if ip.Is4() {
+				out.VIPs = append(out.VIPs, ip)
+			}
+		}
+		for _, ip := range sp.ExternalIPs {
+			if ip.Is4() {
+				out.External = append(out.External, ip)
+			}
+		}
+		for _, in := range sp.LoadBalancerIngress {
+			if in.IP.Is4() && in.Mode != v1.LoadBalancerIPModeProxy {
+				out.External = append(out.External, in.IP)
+			}
+		}
+		if len(out.VIPs) == 0 {
+			continue
+		}
+		s.Services = append(s.Services, out)
+	}
+	return s
+}
+
+func (r *Runner) nodeLabels(name string) map[string]string {
+	n, err := r.nodes.Get(name)
+	if err != nil {
+		return nil
+	}
+	return n.Labels
+}
+
+func addrPorts(eps []proxy.Endpoint) []netip.AddrPort {
+	out := make([]netip.AddrPort, 0, len(eps))
+	for _, e := range eps {
+		if e.IP.Is4() {
+			out = append(out, e.AddrPort())
+		}
+	}
+	return out
+}
+
+// conntrackServices describes every UDP/SCTP frontend with its current
+// endpoints, for conntrack.ClearStale.
+func conntrackServices(s nftables.State) []conntrack.Service {
+	var out []conntrack.Service
+	for _, sp := range s.Services {
+		var proto uint8
+		switch sp.Protocol {
+		case "udp":
+			proto = conntrack.UDP
+		case "sctp":
+			proto = conntrack.SCTP
+		default:
+			continue
+		}
+		add := func(addr netip.Addr, port uint16, eps []netip.AddrPort) {
+			if port == 0 {
+				return
+			}
+			out = append(out, conntrack.Service{Frontend: conntrack.Frontend{Proto: proto, Addr: addr, Port: port}, Endpoints: eps})
+		}
+		for _, ip := range sp.VIPs {
+			add(ip, sp.Port, sp.Endpoints)
+		}
+		for _, ip := range sp.External {
+			add(ip, sp.Port, sp.ExternalEndpoints)
+		}
+		for _, ip := range s.NodeIPs {
+			add(ip, sp.NodePort, sp.ExternalEndpoints)
+		}
+	}
+	return out
+}
+
+// udpChanged: only changes of UDP/SCTP service ports can leave stale flows
+// (reading the whole conntrack table is not free).
+func udpChanged(ch proxy.Changes) bool {
+	for _, c := range ch.Changed {
+		if (c.Old != nil && c.Old.UsesUDPConntrack()) || (c.New != nil && c.New.UsesUDPConntrack()) {
+			return true
+		}
+	}
+	return false
+}

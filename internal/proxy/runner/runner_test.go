@@ -1,0 +1,125 @@
+package runner
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"github.com/portal-net/portal/internal/proxy/nftables"
+	"github.com/portal-net/portal/internal/sys/conntrack"
+)
+
+type recorder struct {
+	mu     sync.Mutex
+	states []nftables.State
+}
+
+func (r *recorder) Sync(_ context.Context, s nftables.State) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.states = append(r.states, s)
+	return nil
+}
+
+func (r *recorder) last() (nftables.State, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.states) == 0 {
+		return nftables.State{}, 0
+	}
+	return r.states[len(r.states)-1], len(r.states)
+}
+
+func service(name, ip string, proto v1.Protocol, port int32) *v1.Service {
+	return &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: ip, ClusterIPs: []string{ip},
+			Ports: []v1.ServicePort{{Port: port, Protocol: proto}}},
+	}
+}
+
+func slice(svc string, proto v1.Protocol, port int32, ips ...string) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: svc + "-abc", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Port: ptr.To(port), Protocol: ptr.To(proto), Name: ptr.To("")}},
+	}
+	for _, ip := range ips {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}})
+	}
+	return s
+}
+
+func waitState(t *testing.T, r *recorder, what string, ok func(nftables.State) bool) nftables.State {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if s, n := r.last(); n > 0 && ok(s) {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s, _ := r.last()
+	t.Fatalf("%s: last state %+v", what, s)
+	return s
+}
+
+// Services and slices from the API become the datapath state; removing a
+// UDP endpoint clears its stale flows.
+func TestRunnerSyncsModelToDatapath(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs := fake.NewSimpleClientset(
+		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: map[string]string{v1.LabelTopologyZone: "z1"}}},
+		service("web", "10.96.0.10", v1.ProtocolTCP, 80),
+		slice("web", v1.ProtocolTCP, 8080, "10.42.0.2", "10.42.0.3"),
+		service("dns", "10.96.0.53", v1.ProtocolUDP, 53),
+		slice("dns", v1.ProtocolUDP, 5353, "10.42.0.4"),
+	)
+	f := informers.NewSharedInformerFactory(cs, 0)
+	rec := &recorder{}
+	ct := conntrack.NewFake(conntrack.NATFlow(conntrack.UDP,
+		netip.MustParseAddrPort("10.42.0.9:4000"), netip.MustParseAddrPort("10.96.0.53:53"), netip.MustParseAddrPort("10.42.0.4:5353")))
+	r, err := New(Config{NodeName: "node-1", SyncPeriod: time.Hour, MinSyncPeriod: 10 * time.Millisecond,
+		ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), Datapath: rec, Conntrack: ct}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+	go r.Run(ctx)
+
+	s := waitState(t, rec, "two services", func(s nftables.State) bool { return len(s.Services) == 2 && len(s.Services[1].Endpoints) == 2 })
+	web := s.Services[1]
+	if web.Name != "default/web:/TCP" || web.Protocol != "tcp" || web.Port != 80 || web.VIPs[0] != netip.MustParseAddr("10.96.0.10") ||
+		web.Endpoints[0] != netip.MustParseAddrPort("10.42.0.2:8080") {
+		t.Errorf("web: %+v", web)
+	}
+	if len(ct.Flows()) != 1 {
+		t.Errorf("a live UDP flow was cleared: %+v", ct.Flows())
+	}
+
+	// The DNS pod moves: its old flow must go.
+	if _, err := cs.DiscoveryV1().EndpointSlices("default").Update(ctx, slice("dns", v1.ProtocolUDP, 5353, "10.42.1.7"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rec, "dns moved", func(s nftables.State) bool {
+		return len(s.Services) == 2 && len(s.Services[0].Endpoints) == 1 && s.Services[0].Endpoints[0] == netip.MustParseAddrPort("10.42.1.7:5353")
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ct.Flows()) != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(ct.Flows()) != 0 {
+		t.Errorf("stale UDP flow to the vanished DNS pod kept: %+v", ct.Flows())
+	}
+}

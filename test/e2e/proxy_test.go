@@ -1,0 +1,77 @@
+package e2e
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Seed 001's service through the node's proxy: the ClusterIP spreads
+// requests over the pods, from the node and from a pod; the NodePort
+// answers on the node address; a service without endpoints and an
+// unallocated address in the service range are refused at once.
+func TestProxySeed001ClusterIP(t *testing.T) {
+	s := startUp(t)
+	c := s.client()
+	waitNodeReady(t, c, "node-1", s.log.String)
+	s.mustKubectl("apply", "-f", examples("seed001-services.yaml"))
+	s.mustKubectl("apply", "-f", examples("seed001-deployment.yaml"))
+	if out, errOut, err := s.kubectl("rollout", "status", "deployment/example-app-deployment", "--timeout=60s"); err != nil {
+		t.Fatalf("rollout status: %v\n%s%s", err, out, errOut)
+	}
+	pods := runningPods(t, c, "default", "app=example-app")
+	names := map[string]bool{}
+	for _, p := range pods {
+		names[p.Name] = true
+	}
+	ip := strings.TrimSpace(s.mustKubectl("get", "svc", "example-app", "-o", "jsonpath={.spec.clusterIP}"))
+	nodePort := strings.TrimSpace(s.mustKubectl("get", "svc", "example-app", "-o", "jsonpath={.spec.ports[0].nodePort}"))
+	url := "http://" + net.JoinHostPort(ip, "3000") + "/hostname"
+
+	seen := map[string]int{}
+	waitFor(t, 10*time.Second, "ClusterIP answers from the node", func() bool {
+		got, err := httpGet(url)
+		return err == nil && names[got]
+	})
+	for i := 0; i < 60; i++ {
+		got, err := httpGet(url)
+		if err != nil || !names[got] {
+			t.Fatalf("request %d through %s: %q %v\n%s", i, url, got, err, s.log.String())
+		}
+		seen[got]++
+	}
+	if len(seen) != 3 {
+		t.Errorf("60 requests reached %d of 3 pods: %v", len(seen), seen)
+	}
+	// From a pod.
+	got, errOut, err := s.kubectl("exec", pods[0].Name, "--", "busybox", "wget", "-qO-", url)
+	if err != nil || !names[strings.TrimSpace(got)] {
+		t.Errorf("pod → ClusterIP: %q %v %s", got, err, errOut)
+	}
+	// NodePort on the node's address (192.0.2.10, see hack/in-netns.sh).
+	if got, err := httpGet("http://" + net.JoinHostPort("192.0.2.10", nodePort) + "/hostname"); err != nil || !names[got] {
+		t.Errorf("NodePort %s: %q %v", nodePort, got, err)
+	}
+	// Refused at once, not a time-out: a service without endpoints, and
+	// an address of the service range that is no service.
+	mysql := strings.TrimSpace(s.mustKubectl("get", "svc", "mysql-service", "-o", "jsonpath={.spec.clusterIP}"))
+	used := s.mustKubectl("get", "svc", "-A", "-o", "jsonpath={.items[*].spec.clusterIP}")
+	free := "10.0.0.250"
+	for i := 250; strings.Contains(" "+used+" ", " "+free+" "); i-- {
+		free = "10.0.0." + strconv.Itoa(i-1)
+	}
+	for _, addr := range []string{net.JoinHostPort(mysql, "3306"), net.JoinHostPort(free, "80")} {
+		start := time.Now()
+		conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+		if err == nil {
+			conn.Close()
+			t.Errorf("%s: connected, want refused", addr)
+			continue
+		}
+		if took := time.Since(start); took > 500*time.Millisecond || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("%s: %v after %v, want connection refused at once", addr, err, took)
+		}
+	}
+}
