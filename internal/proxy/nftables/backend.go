@@ -46,6 +46,8 @@ func (b *Backend) Sync(ctx context.Context, s State) error {
 		picks[name] = true
 	}
 	r.touched = map[elemRef]prior{}
+	r.touchedChains = map[string]priorChain{}
+	r.touchedSets = map[string]bool{}
 	r.update(s)
 	tx := b.nft.NewTransaction()
 	for _, name := range sortedKeys(r.picks) {
@@ -53,8 +55,10 @@ func (b *Backend) Sync(ctx context.Context, s State) error {
 			addPick(tx, name, r.picks[name])
 		}
 	}
+	writeAffinity(tx, r, true)
 	writeTouched(tx, r)
-	r.touched = nil
+	writeAffinity(tx, r, false)
+	r.touched, r.touchedChains, r.touchedSets = nil, nil, nil
 	if tx.NumOperations() > 0 {
 		if err := b.nft.Run(ctx, tx); err != nil {
 			return fmt.Errorf("nftables: partial sync: %w", err)
@@ -80,8 +84,17 @@ func (b *Backend) full(ctx context.Context, want *ruleset) error {
 	if err != nil && !knftables.IsNotFound(err) {
 		return fmt.Errorf("nftables: list chains: %w", err)
 	}
+	// Sets (stale affinity ones) only when the table exists, which its
+	// base chains show: knftables' netlink mode reports a missing table
+	// here as an unwrapped error, not as IsNotFound.
+	var sets []string
+	if len(existing) > 0 {
+		if sets, err = b.nft.List(ctx, "sets"); err != nil && !knftables.IsNotFound(err) {
+			return fmt.Errorf("nftables: list sets: %w", err)
+		}
+	}
 	tx := b.nft.NewTransaction()
-	fullTx(tx, want, existing)
+	fullTx(tx, want, existing, sets)
 	if err := b.nft.Run(ctx, tx); err != nil {
 		return fmt.Errorf("nftables: full sync: %w", err)
 	}
@@ -93,7 +106,12 @@ func (b *Backend) full(ctx context.Context, want *ruleset) error {
 // not set and map elements, so each of those is flushed too; the table is
 // never deleted, so conntrack entries of established flows keep working
 // and no packet ever sees an empty table.
-func fullTx(tx *knftables.Transaction, want *ruleset, existing []string) {
+//
+// Affinity sets are added (a no-op when they exist) but not flushed:
+// they hold the clients' pins, and each is named after its endpoint, so
+// what is in them is still right. Stale ones are deleted at the end,
+// once the flush has emptied the chains that referred to them.
+func fullTx(tx *knftables.Transaction, want *ruleset, existing, existingSets []string) {
 	tx.Add(&knftables.Table{})
 	tx.Flush(&knftables.Table{})
 	for _, c := range containers {
@@ -105,6 +123,9 @@ func fullTx(tx *knftables.Transaction, want *ruleset, existing []string) {
 		keep[c.name] = true
 	}
 	for name := range want.picks {
+		keep[name] = true
+	}
+	for name := range want.chains {
 		keep[name] = true
 	}
 	for _, name := range existing {
@@ -127,10 +148,67 @@ func fullTx(tx *knftables.Transaction, want *ruleset, existing []string) {
 	for _, name := range sortedKeys(want.picks) {
 		addPick(tx, name, want.picks[name])
 	}
+	for _, name := range sortedKeys(want.sets) {
+		tx.Add(affinitySet(name))
+	}
+	for _, name := range sortedKeys(want.chains) {
+		addPick(tx, name, want.chains[name])
+	}
 	for _, c := range containers {
 		elems := want.elems[c.name]
 		for _, key := range sortedKeys(elems) {
 			tx.Add(c.elementOf(key, elems[key]))
+		}
+	}
+	for _, name := range existingSets {
+		if strings.HasPrefix(name, affPrefix) && !want.sets[name] {
+			tx.Add(affinitySet(name))
+			tx.Delete(&knftables.Set{Name: name})
+		}
+	}
+}
+
+// writeAffinity writes the affinity chains and sets an update touched.
+// Before the element changes (before) it adds new sets and chains and
+// rewrites changed chains, so new dispatch elements find them; after
+// them it deletes chains no element refers to any more, then sets no
+// rule refers to. A kept set keeps its elements (the pins).
+func writeAffinity(tx *knftables.Transaction, r *ruleset, before bool) {
+	chains := sortedKeys(r.touchedChains)
+	sets := sortedKeys(r.touchedSets)
+	if before {
+		for _, name := range sets {
+			if r.sets[name] && !r.touchedSets[name] {
+				tx.Add(affinitySet(name))
+			}
+		}
+		for _, name := range chains {
+			was := r.touchedChains[name]
+			now, ok := r.chains[name]
+			switch {
+			case !ok:
+				if was.existed {
+					tx.Flush(&knftables.Chain{Name: name})
+				}
+			case !was.existed:
+				addPick(tx, name, now)
+			case !slices.Equal(was.rules, now):
+				tx.Flush(&knftables.Chain{Name: name})
+				for _, rule := range now {
+					tx.Add(&knftables.Rule{Chain: name, Rule: rule})
+				}
+			}
+		}
+		return
+	}
+	for _, name := range chains {
+		if _, ok := r.chains[name]; !ok && r.touchedChains[name].existed {
+			tx.Delete(&knftables.Chain{Name: name})
+		}
+	}
+	for _, name := range sets {
+		if !r.sets[name] && r.touchedSets[name] {
+			tx.Delete(&knftables.Set{Name: name})
 		}
 	}
 }

@@ -14,6 +14,17 @@
 // external, external with externalTrafficPolicy Local, and the same two
 // for NodePorts), so the number of chains stays in the tens.
 //
+// Session affinity (ClientIP) is the exception: an affinity service port
+// gets its own chains (one for cluster traffic, one for external and
+// NodePort traffic) and one dynamic set per endpoint of the clients
+// pinned to it (per-element timeouts, refreshed on every new connection).
+// The chain sends a client in an endpoint's set there, else picks at
+// random with per-rule probabilities 1/(N-k) and records the pick. Set
+// names carry the endpoint, so an endpoint change rewrites that service
+// port's chains, deletes only the removed endpoint's set (its clients
+// move at once) and keeps every other pin; full syncs never flush these
+// sets. See affinity.go.
+//
 // A delta sync re-renders only the service ports whose ServicePort
 // changed (each one's contribution is remembered) and writes the net
 // element changes; at 10,000 service ports × 10 endpoints that is ~18 ms

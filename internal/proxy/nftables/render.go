@@ -31,19 +31,27 @@ type claim struct {
 
 // fragment is everything one service port contributes. Shared entries
 // (service-ports, hairpin, and the node-wide sets) may come from several
-// service ports and are reference-counted.
+// service ports and are reference-counted. chains and sets are the
+// service port's own (only affinity service ports have any).
 type fragment struct {
 	claims []claim
 	shared []entry
+	chains map[string][]string
+	sets   []string
 }
 
 // renderService computes one service port's fragment; a pure function.
-func renderService(sp ServicePort) fragment {
+func renderService(sp ServicePort, podCIDR netip.Prefix) fragment {
 	var f fragment
 	proto := strings.ToLower(sp.Protocol)
 	suffix := " . " + proto + " . " + strconv.Itoa(int(sp.Port))
 	cluster, external := v4(sp.Endpoints), v4(sp.ExternalEndpoints)
 	reject := "goto " + chainReject
+	var aff *affinity
+	if sp.Affinity {
+		aff = newAffinity(sp, proto, podCIDR)
+		f.chains = map[string][]string{}
+	}
 
 	// byAddr claims address . proto . port: a dispatch element and its
 	// backend slots, or a no-endpoints verdict.
@@ -53,9 +61,12 @@ func renderService(sp ServicePort) fragment {
 		}
 		key := ip.String() + suffix
 		c := claim{id: key}
-		if len(eps) == 0 {
+		switch {
+		case len(eps) == 0:
 			c.entries = []entry{{mapNoEndpoints, key, none}}
-		} else {
+		case aff != nil:
+			c.entries = []entry{{mapDispatch, key, "goto " + aff.chain(&f, kind, eps)}}
+		default:
 			c.kind, c.n, c.pick = kind, len(eps), pickChainName(kind, len(eps))
 			c.entries = append(make([]entry, 0, len(eps)+1), entry{mapDispatch, key, "goto " + c.pick})
 			for i, ep := range eps {
@@ -80,9 +91,12 @@ func renderService(sp ServicePort) fragment {
 	if sp.NodePort != 0 {
 		key := proto + " . " + strconv.Itoa(int(sp.NodePort))
 		c := claim{id: "nodeport " + key}
-		if len(external) == 0 {
+		switch {
+		case len(external) == 0:
 			c.entries = []entry{{mapNodePortNoEndpoints, key, extNone}}
-		} else {
+		case aff != nil:
+			c.entries = []entry{{mapNodePorts, key, "goto " + aff.chain(&f, npKind, external)}}
+		default:
 			c.kind, c.n, c.pick = npKind, len(external), pickChainName(npKind, len(external))
 			c.entries = []entry{{mapNodePorts, key, "goto " + c.pick}}
 			for i, ep := range external {
@@ -96,6 +110,9 @@ func renderService(sp ServicePort) fragment {
 			a := ep.Addr().Unmap().String()
 			f.shared = append(f.shared, entry{setHairpin, a + " . " + a, ""})
 		}
+	}
+	if aff != nil {
+		f.sets = aff.setNames()
 	}
 	return f
 }
@@ -127,11 +144,20 @@ type ruleset struct {
 	owners   map[string]string            // claim id → service port name
 	services map[string]applied           // service port name → what it added
 	globals  fragment
+	chains   map[string][]string // affinity chain → rules
+	sets     map[string]bool     // affinity sets
 
 	// touched records, during one update, what each changed element was
 	// before it, so the update can be written as the net element
 	// deletions and additions. nil outside an update.
-	touched map[elemRef]prior
+	touched       map[elemRef]prior
+	touchedChains map[string]priorChain
+	touchedSets   map[string]bool // set → existed before
+}
+
+type priorChain struct {
+	rules   []string
+	existed bool
 }
 
 type elemRef struct{ container, key string }
@@ -154,6 +180,8 @@ func newRuleset(podCIDR netip.Prefix) *ruleset {
 		refs:     map[entry]int{},
 		owners:   map[string]string{},
 		services: map[string]applied{},
+		chains:   map[string][]string{},
+		sets:     map[string]bool{},
 	}
 }
 
@@ -191,6 +219,25 @@ func (r *ruleset) del(c, key string) {
 	delete(r.elems[c], key)
 }
 
+func (r *ruleset) touchChain(name string) {
+	if r.touchedChains == nil {
+		return
+	}
+	if _, seen := r.touchedChains[name]; !seen {
+		old, ok := r.chains[name]
+		r.touchedChains[name] = priorChain{old, ok}
+	}
+}
+
+func (r *ruleset) touchSet(name string) {
+	if r.touchedSets == nil {
+		return
+	}
+	if _, seen := r.touchedSets[name]; !seen {
+		r.touchedSets[name] = r.sets[name]
+	}
+}
+
 func (r *ruleset) addShared(es []entry) {
 	for _, e := range es {
 		if r.refs[e]++; r.refs[e] == 1 {
@@ -209,7 +256,7 @@ func (r *ruleset) dropShared(es []entry) {
 }
 
 func (r *ruleset) add(name string, sp ServicePort) {
-	f := renderService(sp)
+	f := renderService(sp, r.podCIDR)
 	for _, c := range f.claims {
 		if _, taken := r.owners[c.id]; taken {
 			continue
@@ -225,6 +272,14 @@ func (r *ruleset) add(name string, sp ServicePort) {
 		}
 	}
 	r.addShared(f.shared)
+	for chain, rules := range f.chains {
+		r.touchChain(chain)
+		r.chains[chain] = rules
+	}
+	for _, set := range f.sets {
+		r.touchSet(set)
+		r.sets[set] = true
+	}
 	r.services[name] = applied{sp: cloneServicePort(sp), frag: f}
 }
 
@@ -240,6 +295,14 @@ func (r *ruleset) remove(name string) {
 		}
 	}
 	r.dropShared(a.frag.shared)
+	for chain := range a.frag.chains {
+		r.touchChain(chain)
+		delete(r.chains, chain)
+	}
+	for _, set := range a.frag.sets {
+		r.touchSet(set)
+		delete(r.sets, set)
+	}
 	delete(r.services, name)
 }
 
@@ -282,7 +345,7 @@ func cloneServicePort(sp ServicePort) ServicePort {
 
 func equalServicePort(a, b ServicePort) bool {
 	return a.Name == b.Name && a.Protocol == b.Protocol && a.Port == b.Port && a.NodePort == b.NodePort &&
-		a.ExternalLocal == b.ExternalLocal && slices.Equal(a.VIPs, b.VIPs) && slices.Equal(a.External, b.External) &&
+		a.ExternalLocal == b.ExternalLocal && a.Affinity == b.Affinity && a.AffinityTimeout == b.AffinityTimeout && slices.Equal(a.VIPs, b.VIPs) && slices.Equal(a.External, b.External) &&
 		slices.Equal(a.Endpoints, b.Endpoints) && slices.Equal(a.ExternalEndpoints, b.ExternalEndpoints)
 }
 

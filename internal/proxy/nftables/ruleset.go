@@ -97,22 +97,29 @@ func pickChainName(k pickKind, n int) string { return pickPrefix[k] + strconv.It
 // pickRules are the rules of one pick chain: mark for masquerade where
 // needed, then DNAT to slot (numgen random mod n).
 func pickRules(k pickKind, n int, podCIDR netip.Prefix) []string {
-	var rules []string
-	mark := "meta mark set meta mark | " + masqBit
-	switch k {
-	case pickCluster:
-		if podCIDR.IsValid() {
-			rules = append(rules, "ip saddr != "+podCIDR.Masked().String()+" "+mark)
-		}
-	case pickExternal, pickNodePort:
-		rules = append(rules, mark)
-	}
+	rules := markRules(k, podCIDR)
 	key := "ip daddr . meta l4proto . th dport"
 	m := mapBackends
 	if k == pickNodePort || k == pickNodePortLocal {
 		key, m = "meta l4proto . th dport", mapNodePortBackends
 	}
 	return append(rules, fmt.Sprintf("dnat to %s . numgen random mod %d map @%s", key, n, m))
+}
+
+// markRules mark for masquerade the traffic of kind k that needs it:
+// ClusterIP traffic from outside the pod CIDR, external traffic unless
+// externalTrafficPolicy is Local.
+func markRules(k pickKind, podCIDR netip.Prefix) []string {
+	mark := "meta mark set meta mark | " + masqBit
+	switch k {
+	case pickCluster:
+		if podCIDR.IsValid() {
+			return []string{"ip saddr != " + podCIDR.Masked().String() + " " + mark}
+		}
+	case pickExternal, pickNodePort:
+		return []string{mark}
+	}
+	return nil
 }
 
 // baseChain is a chain with fixed rules, present in every ruleset.

@@ -1,6 +1,9 @@
 package nftables
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // State is everything this datapath programs. The proxy model fills it
 // from Services, EndpointSlices and Nodes; endpoint selection (readiness,
@@ -34,4 +37,10 @@ type ServicePort struct {
 	// ExternalLocal is externalTrafficPolicy Local: external traffic is not
 	// masqueraded and is dropped when ExternalEndpoints is empty.
 	ExternalLocal bool
+	// Affinity is sessionAffinity ClientIP: a client address that reached
+	// an endpoint keeps reaching it, while it is still an endpoint, until
+	// AffinityTimeout has passed since the client's last new connection
+	// (0 means 10800 s, the Kubernetes default; rounded up to seconds).
+	Affinity        bool
+	AffinityTimeout time.Duration
 }

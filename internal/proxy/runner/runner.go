@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"net/netip"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -11,12 +12,14 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/portal-net/portal/internal/proxy"
+	"github.com/portal-net/portal/internal/proxy/healthcheck"
 	"github.com/portal-net/portal/internal/proxy/nftables"
 	"github.com/portal-net/portal/internal/sys/conntrack"
 )
@@ -42,6 +45,11 @@ type Config struct {
 	Datapath     Datapath
 	// Conntrack clears stale UDP/SCTP flows; nil skips it.
 	Conntrack conntrack.Interface
+	// Health, ServiceHealth and Metrics are told about queued changes and
+	// syncs; each is optional.
+	Health        *healthcheck.ProxyHealth
+	ServiceHealth *healthcheck.ServiceHealthServer
+	Metrics       *healthcheck.Metrics
 }
 
 // Runner is the proxy's control loop on one node.
@@ -53,6 +61,10 @@ type Runner struct {
 
 	mu       sync.Mutex
 	lastSync time.Time
+	// partial: the datapath holds our last state, so its next sync is a
+	// partial one (false at start and after a failure). Only syncOnce
+	// touches it.
+	partial bool
 }
 
 // New registers informer handlers on f (the caller starts f).
@@ -115,6 +127,12 @@ func (r *Runner) changed(pending bool) {
 	if !pending {
 		return
 	}
+	if r.cfg.Health != nil {
+		r.cfg.Health.QueuedUpdate()
+	}
+	if r.cfg.Metrics != nil {
+		r.cfg.Metrics.Queued()
+	}
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -159,12 +177,14 @@ func (r *Runner) syncOnce(ctx context.Context) {
 		klog.ErrorS(err, "Syncing proxy rules failed; retrying")
 		// The datapath does a full sync after an error; the tracker has
 		// moved on, so ask again soon.
+		r.partial = false
 		r.changed(true)
 		return
 	}
 	r.mu.Lock()
 	r.lastSync = time.Now()
 	r.mu.Unlock()
+	r.observeSync(ch, time.Since(start))
 	if r.cfg.Conntrack != nil && udpChanged(ch) {
 		if n, err := r.cfg.Conntrack.ClearStale(conntrackServices(state)); err != nil {
 			klog.ErrorS(err, "Clearing stale conntrack entries")
@@ -199,6 +219,8 @@ func (r *Runner) desired(ch proxy.Changes) nftables.State {
 			ExternalLocal:     sp.ExternalPolicyLocal,
 			Endpoints:         addrPorts(sel.Cluster),
 			ExternalEndpoints: addrPorts(sel.External),
+			Affinity:          sp.SessionAffinityClientIP,
+			AffinityTimeout:   time.Duration(sp.StickyMaxAgeSeconds) * time.Second,
 		}
 		for _, ip := range sp.ClusterIPs {
 			if ip.Is4() {
@@ -283,4 +305,75 @@ func udpChanged(ch proxy.Changes) bool {
 		}
 	}
 	return false
+}
+
+// observeSync tells the optional health servers and metrics about a
+// successful sync.
+func (r *Runner) observeSync(ch proxy.Changes, took time.Duration) {
+	full := !r.partial
+	r.partial = true
+	if m := r.cfg.Metrics; m != nil {
+		m.ObserveSync(full, took)
+		for _, start := range ch.ProgrammingStart {
+			m.ObserveProgramming(start)
+		}
+		svcs, eps := countChanges(ch)
+		m.ServiceChanges(svcs)
+		m.EndpointChanges(eps)
+	}
+	if r.cfg.Health != nil {
+		r.cfg.Health.Updated()
+	}
+	if r.cfg.ServiceHealth != nil {
+		ports, counts := healthChecks(ch, r.cfg.NodeName)
+		if err := r.cfg.ServiceHealth.SyncServices(ports); err != nil {
+			klog.V(2).InfoS("Some health check node ports are not served yet", "err", err)
+		}
+		r.cfg.ServiceHealth.SyncEndpoints(counts)
+	}
+}
+
+// countChanges counts the services whose spec changed and those whose
+// endpoints changed since the last sync (kube-proxy counts informer events;
+// per sync is what the proxy actually programmed).
+func countChanges(ch proxy.Changes) (services, endpoints int) {
+	svc := map[types.NamespacedName]bool{}
+	ep := map[types.NamespacedName]bool{}
+	for name, c := range ch.Changed {
+		if c.Old != c.New {
+			svc[name.NamespacedName] = true
+		}
+		if (len(c.OldEndpoints) != 0 || len(c.NewEndpoints) != 0) && !reflect.DeepEqual(c.OldEndpoints, c.NewEndpoints) {
+			ep[name.NamespacedName] = true
+		}
+	}
+	return len(svc), len(ep)
+}
+
+// healthChecks returns the healthCheckNodePort of every service with
+// externalTrafficPolicy Local, and its number of distinct local usable
+// endpoints over all its ports (what a load balancer probing the node
+// needs to know).
+func healthChecks(ch proxy.Changes, nodeName string) (map[types.NamespacedName]uint16, map[types.NamespacedName]int) {
+	ports := map[types.NamespacedName]uint16{}
+	local := map[types.NamespacedName]map[netip.AddrPort]bool{}
+	node := proxy.NodeInfo{Name: nodeName}
+	for name, sp := range ch.Services {
+		if !sp.ExternalPolicyLocal || sp.HealthCheckNodePort <= 0 || sp.HealthCheckNodePort > 65535 {
+			continue
+		}
+		nn := name.NamespacedName
+		ports[nn] = uint16(sp.HealthCheckNodePort)
+		if local[nn] == nil {
+			local[nn] = map[netip.AddrPort]bool{}
+		}
+		for _, e := range proxy.Select(sp, ch.Endpoints[name], node).Local {
+			local[nn][e.AddrPort()] = true
+		}
+	}
+	counts := make(map[types.NamespacedName]int, len(local))
+	for nn, eps := range local {
+		counts[nn] = len(eps)
+	}
+	return ports, counts
 }

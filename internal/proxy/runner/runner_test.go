@@ -107,6 +107,20 @@ func TestRunnerSyncsModelToDatapath(t *testing.T) {
 	if len(ct.Flows()) != 1 {
 		t.Errorf("a live UDP flow was cleared: %+v", ct.Flows())
 	}
+	if web.Affinity {
+		t.Errorf("web has session affinity without asking for it")
+	}
+
+	// sessionAffinity ClientIP with its timeout reaches the datapath.
+	sticky := service("web", "10.96.0.10", v1.ProtocolTCP, 80)
+	sticky.Spec.SessionAffinity = v1.ServiceAffinityClientIP
+	sticky.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](7)}}
+	if _, err := cs.CoreV1().Services("default").Update(ctx, sticky, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rec, "web sticky for 7s", func(s nftables.State) bool {
+		return len(s.Services) == 2 && s.Services[1].Affinity && s.Services[1].AffinityTimeout == 7*time.Second
+	})
 
 	// The DNS pod moves: its old flow must go.
 	if _, err := cs.DiscoveryV1().EndpointSlices("default").Update(ctx, slice("dns", v1.ProtocolUDP, 5353, "10.42.1.7"), metav1.UpdateOptions{}); err != nil {
