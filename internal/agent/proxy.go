@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/knftables"
 
+	"github.com/portal-net/portal/internal/proxy/healthcheck"
 	"github.com/portal-net/portal/internal/proxy/nftables"
 	"github.com/portal-net/portal/internal/proxy/runner"
 	"github.com/portal-net/portal/internal/sys/conntrack"
@@ -57,6 +58,26 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
+	metrics := healthcheck.NewMetrics()
+	health := healthcheck.NewProxyHealth(healthcheck.ProxyHealthConfig{SyncPeriod: a.cfg.ProxySyncPeriod, Metrics: metrics})
+	serviceHealth := healthcheck.NewServiceHealthServer(healthcheck.ServiceHealthConfig{NodeIPs: []netip.Addr{nodeIP}, Proxy: health})
+	go func() {
+		<-ctx.Done()
+		serviceHealth.Close()
+	}()
+	for _, srv := range []struct {
+		addr string
+		run  func(context.Context, string) error
+	}{{a.cfg.HealthzBindAddress, health.Run}, {a.cfg.MetricsBindAddress, metrics.Run}} {
+		if srv.addr == "" {
+			continue
+		}
+		go func() {
+			if err := srv.run(ctx, srv.addr); err != nil && ctx.Err() == nil {
+				klog.ErrorS(err, "Service proxy endpoint stopped", "address", srv.addr)
+			}
+		}()
+	}
 	r, err := runner.New(runner.Config{
 		NodeName:      a.cfg.NodeName,
 		NodeIPs:       []netip.Addr{nodeIP},
@@ -66,6 +87,9 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		MinSyncPeriod: a.cfg.ProxyMinSyncPeriod,
 		Datapath:      nftables.New(nft),
 		Conntrack:     conntrack.New(),
+		Health:        health,
+		ServiceHealth: serviceHealth,
+		Metrics:       metrics,
 	}, f)
 	if err != nil {
 		return err

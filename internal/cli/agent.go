@@ -27,6 +27,8 @@ func bindNodeFlags(fs *pflag.FlagSet, c *config.Agent) {
 	fs.StringVar(&c.ProxyMode, "proxy-mode", c.ProxyMode, "Service proxy datapath: nftables, or none")
 	fs.DurationVar(&c.ProxySyncPeriod, "sync-period", c.ProxySyncPeriod, "How often the service proxy rules are fully resynced")
 	fs.DurationVar(&c.ProxyMinSyncPeriod, "min-sync-period", c.ProxyMinSyncPeriod, "Shortest time between two service proxy syncs")
+	fs.StringVar(&c.HealthzBindAddress, "healthz-bind-address", c.HealthzBindAddress, "Address of the service proxy's /healthz and /livez (empty: off)")
+	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", c.MetricsBindAddress, "Address of the service proxy's Prometheus /metrics (empty: off)")
 	fs.DurationVar(&c.CrashBackoffInitial, "crash-backoff-initial", c.CrashBackoffInitial, "First restart delay of a crashing container (doubles up to --crash-backoff-max)")
 	fs.DurationVar(&c.CrashBackoffMax, "crash-backoff-max", c.CrashBackoffMax, "Longest restart delay of a crashing container")
 	_ = fs.MarkHidden("crash-backoff-initial")

@@ -75,6 +75,11 @@ type Agent struct {
 	// the partial ones.
 	ProxySyncPeriod    time.Duration
 	ProxyMinSyncPeriod time.Duration
+	// HealthzBindAddress serves the proxy's /healthz and /livez (as
+	// kube-proxy's 10256); MetricsBindAddress its Prometheus metrics. Empty
+	// turns either off.
+	HealthzBindAddress string
+	MetricsBindAddress string
 }
 
 // DefaultAgent returns the defaults of `portal agent`.
@@ -97,6 +102,8 @@ func DefaultAgent() Agent {
 		ClusterCIDR:               "10.42.0.0/16",
 		ProxySyncPeriod:           30 * time.Second,
 		ProxyMinSyncPeriod:        100 * time.Millisecond,
+		HealthzBindAddress:        "0.0.0.0:10256",
+		MetricsBindAddress:        "127.0.0.1:10249",
 	}
 }
 

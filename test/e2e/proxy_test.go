@@ -54,6 +54,28 @@ func TestProxySeed001ClusterIP(t *testing.T) {
 	if got, err := httpGet("http://" + net.JoinHostPort("192.0.2.10", nodePort) + "/hostname"); err != nil || !names[got] {
 		t.Errorf("NodePort %s: %q %v", nodePort, got, err)
 	}
+	// sessionAffinity ClientIP pins this client to one pod.
+	s.mustKubectl("patch", "svc", "example-app", "-p", `{"spec":{"sessionAffinity":"ClientIP","sessionAffinityConfig":{"clientIP":{"timeoutSeconds":60}}}}`)
+	waitFor(t, 10*time.Second, "affinity pins the node to one pod", func() bool {
+		first, err := httpGet(url)
+		if err != nil {
+			return false
+		}
+		for i := 0; i < 20; i++ {
+			if got, err := httpGet(url); err != nil || got != first {
+				return false
+			}
+		}
+		return true
+	})
+	// The proxy's health and metrics endpoints, as kube-proxy's.
+	if got, err := httpGet("http://127.0.0.1:10256/healthz"); err != nil || !strings.Contains(got, "lastUpdated") {
+		t.Errorf("/healthz: %q %v", got, err)
+	}
+	if got, err := httpGet("http://127.0.0.1:10249/metrics"); err != nil || !strings.Contains(got, "kubeproxy_sync_proxy_rules_duration_seconds") ||
+		!strings.Contains(got, "kubeproxy_network_programming_duration_seconds") {
+		t.Errorf("/metrics: %v\n%.500s", err, got)
+	}
 	// Refused at once, not a time-out: a service without endpoints, and
 	// an address of the service range that is no service.
 	mysql := strings.TrimSpace(s.mustKubectl("get", "svc", "mysql-service", "-o", "jsonpath={.spec.clusterIP}"))
