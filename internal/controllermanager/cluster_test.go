@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -443,21 +444,27 @@ func TestDeadNodeEndpointsGoNotReadyAndNodesGetPodCIDRs(t *testing.T) {
 		return err == nil && len(st.ready) == 2 && fmt.Sprint(st.notReady) == "["+deadIP+"]", err
 	})
 	t.Logf("endpoint on the dead node not ready %v after its last lease renewal", time.Since(stopped).Round(10*time.Millisecond))
-	node, err := c.CoreV1().Nodes().Get(ctx, "node-b", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tainted := false
-	for _, taint := range node.Spec.Taints {
-		tainted = tainted || (taint.Key == corev1.TaintNodeUnreachable && taint.Effect == corev1.TaintEffectNoExecute)
-	}
+	// The condition and the taint are two writes of the node lifecycle
+	// controller; the endpoint may go not ready between them.
 	var ready corev1.ConditionStatus
-	for _, cond := range node.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			ready = cond.Status
+	tainted := false
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 5*time.Second, true, func(ctx context.Context) (bool, error) {
+		node, err := c.CoreV1().Nodes().Get(ctx, "node-b", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
 		}
-	}
-	if ready != corev1.ConditionUnknown || !tainted {
+		tainted = false
+		for _, taint := range node.Spec.Taints {
+			tainted = tainted || (taint.Key == corev1.TaintNodeUnreachable && taint.Effect == corev1.TaintEffectNoExecute)
+		}
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				ready = cond.Status
+			}
+		}
+		return ready == corev1.ConditionUnknown && tainted, nil
+	})
+	if err != nil {
 		t.Errorf("node-b Ready=%s tainted unreachable=%v, want Unknown and tainted", ready, tainted)
 	}
 }
