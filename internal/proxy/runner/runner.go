@@ -58,6 +58,10 @@ type Runner struct {
 	tracker *proxy.Tracker
 	nodes   corelisters.NodeLister
 	kick    chan struct{}
+	// handled says when every handler has seen the informers' initial
+	// lists: syncing earlier would program (and clear conntrack for) a
+	// partial state, breaking services and flows that are fine.
+	handled []cache.InformerSynced
 
 	mu       sync.Mutex
 	lastSync time.Time
@@ -76,28 +80,34 @@ func New(cfg Config, f informers.SharedInformerFactory) (*Runner, error) {
 		kick:    make(chan struct{}, 1),
 	}
 	svc := f.Core().V1().Services().Informer()
-	if _, err := svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := svc.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { r.changed(r.tracker.Services.Update(nil, asService(o))) },
 		UpdateFunc: func(o, n any) { r.changed(r.tracker.Services.Update(asService(o), asService(n))) },
 		DeleteFunc: func(o any) { r.changed(r.tracker.Services.Update(asService(o), nil)) },
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
+	r.handled = append(r.handled, reg.HasSynced)
 	eps := f.Discovery().V1().EndpointSlices().Informer()
-	if _, err := eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err = eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { r.changed(r.tracker.Endpoints.Update(nil, asSlice(o))) },
 		UpdateFunc: func(o, n any) { r.changed(r.tracker.Endpoints.Update(asSlice(o), asSlice(n))) },
 		DeleteFunc: func(o any) { r.changed(r.tracker.Endpoints.Update(asSlice(o), nil)) },
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
+	r.handled = append(r.handled, reg.HasSynced)
 	// Node labels feed topology (zone of this node, topologyKeys).
-	if _, err := f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err = f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { r.changed(true) },
 		UpdateFunc: func(o, n any) { r.changed(nodeLabelsChanged(o, n)) },
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
+	r.handled = append(r.handled, reg.HasSynced)
 	return r, nil
 }
 
@@ -142,6 +152,9 @@ func (r *Runner) changed(pending bool) {
 // Run syncs until ctx ends: at once, after changes (at most every
 // MinSyncPeriod), and every SyncPeriod.
 func (r *Runner) Run(ctx context.Context) {
+	if !cache.WaitForCacheSync(ctx.Done(), r.handled...) {
+		return
+	}
 	full := time.NewTicker(r.cfg.SyncPeriod)
 	defer full.Stop()
 	r.syncOnce(ctx)
