@@ -103,6 +103,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if a.cfg.ProxyOnly {
+		return a.runProxyOnly(ctx)
+	}
 	a.mach = machine(a.cfg)
 	bc := record.NewBroadcaster(record.WithContext(ctx))
 	bc.StartRecordingToSink(&eventSink{Interface: a.client.CoreV1().Events("")})
@@ -194,6 +197,19 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.kickAll()
 		}
 	}
+}
+
+// runProxyOnly is `portal agent --proxy-only`: the service proxy alone,
+// reading Services, EndpointSlices and Nodes of whatever API it points at.
+func (a *Agent) runProxyOnly(ctx context.Context) error {
+	inf := informers.NewSharedInformerFactory(a.client, 0)
+	if err := a.startProxy(ctx, inf); err != nil {
+		return fmt.Errorf("service proxy: %w", err)
+	}
+	inf.Start(ctx.Done())
+	defer inf.Shutdown()
+	<-ctx.Done()
+	return nil
 }
 
 func (a *Agent) setNodeUID(u string) { a.mu.Lock(); a.nodeUID = u; a.mu.Unlock() }

@@ -51,8 +51,13 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 			return err
 		}
 	}
-	if err := serviceRoute(svcCIDR.Masked()); err != nil {
-		return fmt.Errorf("route to the service CIDR: %w", err)
+	// A node of this agent routes the service CIDR to its pod bridge; a
+	// proxy-only node has no bridge and relies on its own routes, as
+	// kube-proxy does.
+	if !a.cfg.ProxyOnly {
+		if err := serviceRoute(svcCIDR.Masked()); err != nil {
+			return fmt.Errorf("route to the service CIDR: %w", err)
+		}
 	}
 	nft, err := knftables.New(knftables.IPv4Family, nftables.TableName, knftables.UseNetlink)
 	if err != nil {

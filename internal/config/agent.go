@@ -80,6 +80,9 @@ type Agent struct {
 	// turns either off.
 	HealthzBindAddress string
 	MetricsBindAddress string
+	// ProxyOnly runs only the service proxy (a drop-in kube-proxy): no node
+	// registration, no pods, no pod network.
+	ProxyOnly bool
 }
 
 // DefaultAgent returns the defaults of `portal agent`.
@@ -145,6 +148,9 @@ func (a *Agent) Validate() error {
 	}
 	if a.RootDir == "" || a.RunDir == "" {
 		errs = append(errs, errors.New("--root-dir and --run-dir must not be empty"))
+	}
+	if a.ProxyOnly && a.ProxyMode == "none" {
+		errs = append(errs, errors.New("--proxy-only needs a --proxy-mode other than none"))
 	}
 	if a.ProxyMode != "nftables" && a.ProxyMode != "none" {
 		errs = append(errs, fmt.Errorf("--proxy-mode %q: want nftables or none", a.ProxyMode))

@@ -1,11 +1,17 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/portal-net/portal/internal/testutil/netnstest"
 )
 
 // Seed 001's service through the node's proxy: the ClusterIP spreads
@@ -95,5 +101,60 @@ func TestProxySeed001ClusterIP(t *testing.T) {
 		if took := time.Since(start); took > 500*time.Millisecond || !strings.Contains(err.Error(), "refused") {
 			t.Errorf("%s: %v after %v, want connection refused at once", addr, err, took)
 		}
+	}
+}
+
+// `portal agent --proxy-only` is a drop-in kube-proxy for any API: it
+// registers no node and runs no pods, and programs a selector-less
+// service whose EndpointSlice points at a server of the test.
+func TestProxyOnly(t *testing.T) {
+	netnstest.Require(t)
+	s := startServer(t)
+	ln, err := net.Listen("tcp", "192.0.2.10:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("outside-pod")) })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	// The node's own route to the service range (a real node's default
+	// route; here loopback, inside the test's namespace).
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, svcNet, _ := net.ParseCIDR("10.0.0.0/24")
+	route := &netlink.Route{LinkIndex: lo.Attrs().Index, Dst: svcNet, Scope: netlink.SCOPE_LINK}
+	if err := netlink.RouteReplace(route); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netlink.RouteDel(route) })
+
+	a := startAgent(t, s, "proxy-node", "", "--kubeconfig", s.kubeconfig(), "--proxy-only")
+	manifest := fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: outside}
+spec:
+  ports: [{name: web, port: 80, targetPort: %d}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: outside-1
+  labels: {kubernetes.io/service-name: outside, endpointslice.kubernetes.io/managed-by: test}
+addressType: IPv4
+ports: [{name: web, port: %d, protocol: TCP}]
+endpoints: [{addresses: ["192.0.2.10"], conditions: {ready: true}}]
+`, port, port)
+	s.mustKubectl("apply", "-f", writeFile(t, manifest))
+	ip := strings.TrimSpace(s.mustKubectl("get", "svc", "outside", "-o", "jsonpath={.spec.clusterIP}"))
+	waitFor(t, 15*time.Second, "ClusterIP through the proxy-only agent", func() bool {
+		got, err := httpGet("http://" + net.JoinHostPort(ip, "80") + "/")
+		return err == nil && got == "outside-pod"
+	})
+	if out, _, _ := s.kubectl("get", "nodes", "-o", "name"); strings.Contains(out, "proxy-node") {
+		t.Errorf("a proxy-only agent registered a node:\n%s\n%s", out, a.log.String())
 	}
 }
