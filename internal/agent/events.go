@@ -11,11 +11,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	ref "k8s.io/client-go/tools/reference"
 
+	"github.com/portal-net/portal/internal/agent/prober"
 	"github.com/portal-net/portal/internal/podruntime"
 )
 
@@ -84,7 +84,7 @@ func (a *Agent) runHook(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 				host = ips[0]
 			}
 		}
-		port, err := resolvePort(h.HTTPGet.Port, c)
+		port, err := prober.ResolvePort(h.HTTPGet.Port, c)
 		if err != nil {
 			return err
 		}
@@ -120,19 +120,4 @@ func (a *Agent) runHook(ctx context.Context, pod *corev1.Pod, c *corev1.Containe
 		return nil
 	}
 	return nil
-}
-
-func resolvePort(p intstr.IntOrString, c *corev1.Container) (int, error) {
-	if p.Type == intstr.Int {
-		return p.IntValue(), nil
-	}
-	if n, err := strconv.Atoi(p.StrVal); err == nil {
-		return n, nil
-	}
-	for _, cp := range c.Ports {
-		if cp.Name == p.StrVal {
-			return int(cp.ContainerPort), nil
-		}
-	}
-	return 0, fmt.Errorf("port %q not found in container %s", p.StrVal, c.Name)
 }

@@ -398,7 +398,7 @@ func (a *Agent) stopAll(ctx context.Context, w *podWorker, pod *corev1.Pod, sb *
 		if cs.State != podruntime.StateRunning {
 			continue
 		}
-		c := findContainer(pod, cs.Name)
+		c := podenv.FindContainer(pod, cs.Name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -437,20 +437,6 @@ func (a *Agent) cleanup(ctx context.Context, w *podWorker) {
 	}
 	_ = os.RemoveAll(a.volumeDir(w.uid))
 	a.back.Reset(string(w.uid))
-}
-
-func findContainer(pod *corev1.Pod, name string) *corev1.Container {
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
-		}
-	}
-	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == name {
-			return &pod.Spec.InitContainers[i]
-		}
-	}
-	return nil
 }
 
 func containerID(uid types.UID, name string, attempt int) string {

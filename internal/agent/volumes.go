@@ -233,7 +233,7 @@ func (a *Agent) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeF
 			env = []corev1.EnvVar{{Name: "V", ValueFrom: &corev1.EnvVarSource{FieldRef: it.FieldRef}}}
 		case it.ResourceFieldRef != nil:
 			env = []corev1.EnvVar{{Name: "V", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: it.ResourceFieldRef}}}
-			if cc := findContainer(pod, it.ResourceFieldRef.ContainerName); cc != nil {
+			if cc := podenv.FindContainer(pod, it.ResourceFieldRef.ContainerName); cc != nil {
 				c = *cc
 			}
 		default:

@@ -320,7 +320,7 @@ func formatMap(m map[string]string) string {
 func resourceValue(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector, alloc v1.ResourceList) (string, error) {
 	target := c
 	if ref.ContainerName != "" {
-		target = findContainer(pod, ref.ContainerName)
+		target = FindContainer(pod, ref.ContainerName)
 		if target == nil {
 			return "", fmt.Errorf("container %s not found", ref.ContainerName)
 		}
@@ -356,7 +356,9 @@ func resourceValue(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector, 
 	return fmt.Sprint(int64(math.Ceil(float64(q.Value()) / float64(divisor.Value())))), nil
 }
 
-func findContainer(pod *v1.Pod, name string) *v1.Container {
+// FindContainer returns the container or init container of pod named
+// name, or nil.
+func FindContainer(pod *v1.Pod, name string) *v1.Container {
 	for i := range pod.Spec.Containers {
 		if pod.Spec.Containers[i].Name == name {
 			return &pod.Spec.Containers[i]

@@ -91,9 +91,9 @@ func (pr *prober) run(ctx context.Context, p *v1.Probe, t target) (bool, string)
 	return false, "missing probe handler"
 }
 
-// resolvePort maps an int or named port to a port number using the
-// container's declared ports.
-func resolvePort(port intstr.IntOrString, c *v1.Container) (int, error) {
+// ResolvePort maps an int or named port to a port number using the
+// container's declared ports (probes and lifecycle hooks share it).
+func ResolvePort(port intstr.IntOrString, c *v1.Container) (int, error) {
 	n := 0
 	if port.Type == intstr.String {
 		found := false
@@ -128,7 +128,7 @@ func hostOr(host, podIP string) string {
 }
 
 func (pr *prober) runHTTP(ctx context.Context, h *v1.HTTPGetAction, t target) (bool, string) {
-	port, err := resolvePort(h.Port, t.container)
+	port, err := ResolvePort(h.Port, t.container)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -172,7 +172,7 @@ func (pr *prober) runHTTP(ctx context.Context, h *v1.HTTPGetAction, t target) (b
 }
 
 func runTCP(ctx context.Context, a *v1.TCPSocketAction, t target) (bool, string) {
-	port, err := resolvePort(a.Port, t.container)
+	port, err := ResolvePort(a.Port, t.container)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -223,7 +223,7 @@ func (pr *prober) runExec(ctx context.Context, a *v1.ExecAction, t target) (bool
 }
 
 func runGRPC(ctx context.Context, a *v1.GRPCAction, t target) (bool, string) {
-	port, err := resolvePort(intstr.FromInt32(a.Port), t.container)
+	port, err := ResolvePort(intstr.FromInt32(a.Port), t.container)
 	if err != nil {
 		return false, err.Error()
 	}

@@ -7,6 +7,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/portal-net/portal/internal/agent/podenv"
 )
 
 // updatesBuffer is the capacity of the channel returned by Updates. Updates
@@ -96,7 +98,7 @@ func (m *Manager) Updates() <-chan Update { return m.out }
 // ContainerStarted (re)starts the probe workers of container in pod for a new
 // attempt that started at startedAt, resetting its results.
 func (m *Manager) ContainerStarted(pod *v1.Pod, container string, podIP string, startedAt time.Time) {
-	spec := findContainer(pod, container)
+	spec := podenv.FindContainer(pod, container)
 	key := containerKey{pod.UID, container}
 
 	m.mu.Lock()
@@ -262,19 +264,4 @@ func (m *Manager) pump() {
 			return
 		}
 	}
-}
-
-func findContainer(pod *v1.Pod, name string) *v1.Container {
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
-		}
-	}
-	// Sidecars (restartable init containers) are probed too.
-	for i := range pod.Spec.InitContainers {
-		if pod.Spec.InitContainers[i].Name == name {
-			return &pod.Spec.InitContainers[i]
-		}
-	}
-	return nil
 }
