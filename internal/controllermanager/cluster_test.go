@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/portal-net/portal/internal/apitest"
@@ -180,10 +181,19 @@ func TestDeploymentRollsWithoutDroppingBelowReplicasAndRollsBack(t *testing.T) {
 	if old == nil {
 		t.Fatal("no ReplicaSet of revision 1")
 	}
-	cur, _ := c.AppsV1().Deployments(ns).Get(ctx, d.Name, metav1.GetOptions{})
-	cur.Spec.Template = old.Spec.Template
-	delete(cur.Spec.Template.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
-	if _, err := c.AppsV1().Deployments(ns).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+	// The controller writes the Deployment's status meanwhile: retry on
+	// conflict, as kubectl rollout undo does.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := c.AppsV1().Deployments(ns).Get(ctx, d.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.Template = *old.Spec.Template.DeepCopy()
+		delete(cur.Spec.Template.Labels, appsv1.DefaultDeploymentUniqueLabelKey)
+		_, err = c.AppsV1().Deployments(ns).Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "rolled back to v1 as revision 3", rolledTo("example/example:v1", "3"))
