@@ -349,9 +349,13 @@ func TestHashCollisionAndHistoryLimit(t *testing.T) {
 	for _, image := range []string{"redis:7.2", "redis:7.4"} {
 		e.update("cache", func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = image })
 		ctltest.Eventually(t, waitTimeout, "old ReplicaSets scaled to 0 for "+image, func() (bool, string) {
+			// Recreate scales every old ReplicaSet down before it
+			// creates the new one; judge by image, not by position, or
+			// the lone old ReplicaSet counts as "the new one" and
+			// settles at its old size before the controller resizes it.
 			rss := e.replicaSets("cache")
-			for _, rs := range rss[:len(rss)-1] {
-				if replicas(rs) != 0 {
+			for _, rs := range rss {
+				if rs.Spec.Template.Spec.Containers[0].Image != image && replicas(rs) != 0 {
 					return false, rsSummary(rss)
 				}
 			}
