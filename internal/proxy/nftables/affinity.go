@@ -8,9 +8,10 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"time"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 )
 
 // Session affinity (ClientIP) is the one feature that gives a service
@@ -30,10 +31,6 @@ import (
 // sync adds sets but never flushes them, so a restart or periodic
 // resync keeps the pins.
 
-// DefaultAffinityTimeout is sessionAffinityConfig.clientIP.timeoutSeconds'
-// default.
-const DefaultAffinityTimeout = 10800 * time.Second
-
 // affPrefix starts every affinity chain and set name, so a full sync can
 // tell stale ones from the fixed sets.
 const affPrefix = "aff-"
@@ -46,18 +43,13 @@ type affinity struct {
 	eps     map[netip.AddrPort]bool
 }
 
-func newAffinity(sp ServicePort, proto string, podCIDR netip.Prefix) *affinity {
+func newAffinity(sp dataplane.ServicePort, proto string, podCIDR netip.Prefix) *affinity {
 	h := fnv.New64a()
 	h.Write([]byte(sp.Name))
-	t := sp.AffinityTimeout
-	if t <= 0 {
-		t = DefaultAffinityTimeout
-	}
-	secs := (t + time.Second - 1) / time.Second
 	return &affinity{
 		base:    fmt.Sprintf("%s%016x", affPrefix, h.Sum64()),
 		proto:   proto,
-		timeout: strconv.FormatInt(int64(secs), 10) + "s",
+		timeout: strconv.Itoa(sp.AffinitySeconds()) + "s",
 		podCIDR: podCIDR,
 		eps:     map[netip.AddrPort]bool{},
 	}

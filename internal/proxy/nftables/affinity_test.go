@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"sigs.k8s.io/knftables"
 
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/nftables"
 	"github.com/portal-net/portal/internal/sys/netns"
 	"github.com/portal-net/portal/internal/testutil/netnstest"
@@ -26,9 +27,9 @@ import (
 
 // affinityState has a plain service and a ClientIP-affinity one with a
 // ClusterIP, an external IP and a NodePort.
-func affinityState() nftables.State {
+func affinityState() dataplane.State {
 	s := sampleState()
-	s.Services = []nftables.ServicePort{s.Services[0], {
+	s.Services = []dataplane.ServicePort{s.Services[0], {
 		Name: "default/sticky:http/tcp", VIPs: []netip.Addr{ip("10.96.0.60")}, External: []netip.Addr{ip("203.0.113.60")},
 		Protocol: "tcp", Port: 80, NodePort: 30060,
 		Endpoints: eps("10.244.1.2:8080", "10.244.2.3:8080"), ExternalEndpoints: eps("10.244.1.2:8080", "10.244.2.3:8080"),
@@ -103,12 +104,12 @@ func TestAffinityDelta(t *testing.T) {
 	_, setB := affNames(t, base, "10.244.2.3:8080")
 	tests := []struct {
 		name   string
-		change func(s *nftables.State)
+		change func(s *dataplane.State)
 		// want lines must be in the delta; notWant substrings must not.
 		want, notWant []string
 	}{{
 		name: "endpoint removed: its rule and set go, the other set (the pins) stays",
-		change: func(s *nftables.State) {
+		change: func(s *dataplane.State) {
 			s.Services[1].Endpoints = eps("10.244.2.3:8080")
 			s.Services[1].ExternalEndpoints = eps("10.244.2.3:8080")
 		},
@@ -120,12 +121,12 @@ func TestAffinityDelta(t *testing.T) {
 		notWant: []string{"delete set " + tbl + setB, "add set", "flush set", "element", "dnat to 10.244.1.2"},
 	}, {
 		name:    "timeout change rewrites the chains only",
-		change:  func(s *nftables.State) { s.Services[1].AffinityTimeout = 7 * time.Second },
+		change:  func(s *dataplane.State) { s.Services[1].AffinityTimeout = 7 * time.Second },
 		want:    []string{"flush chain " + tbl + chain},
 		notWant: []string{"element", " set ip ", "timeout 2s"},
 	}, {
 		name:   "affinity off: back to the shared pick chain",
-		change: func(s *nftables.State) { s.Services[1].Affinity = false },
+		change: func(s *dataplane.State) { s.Services[1].Affinity = false },
 		want: []string{
 			"add element " + tbl + "dispatch { 10.96.0.60 . tcp . 80 : goto pick2 }",
 			"add element " + tbl + "backends { 10.96.0.60 . tcp . 80 . 0 : 10.244.1.2 . 8080 }",
@@ -136,7 +137,7 @@ func TestAffinityDelta(t *testing.T) {
 		},
 	}, {
 		name:    "another service's change leaves affinity alone",
-		change:  func(s *nftables.State) { s.Services[0].Endpoints = eps("10.244.1.2:8080") },
+		change:  func(s *dataplane.State) { s.Services[0].Endpoints = eps("10.244.1.2:8080") },
 		notWant: []string{"aff-"},
 	}}
 	for _, tt := range tests {
@@ -302,18 +303,18 @@ func TestAffinityDatapath(t *testing.T) {
 	for _, p := range []string{"a", "b", "c"} {
 		ep[p] = netip.AddrPortFrom(l.podIP[p], 8080)
 	}
-	state := func(pods ...string) nftables.State {
+	state := func(pods ...string) dataplane.State {
 		var e []netip.AddrPort
 		for _, p := range pods {
 			e = append(e, ep[p])
 		}
 		sp := tcpSvc("default/sticky:http", "10.96.0.60", 80, 30060, e)
 		sp.Affinity, sp.AffinityTimeout = true, 2*time.Second
-		return nftables.State{
+		return dataplane.State{
 			ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 			PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
 			NodeIPs:      []netip.Addr{ip(nodeIP)},
-			Services:     []nftables.ServicePort{sp, tcpSvc("default/web:http", "10.96.0.10", 80, 0, e)},
+			Services:     []dataplane.ServicePort{sp, tcpSvc("default/web:http", "10.96.0.10", 80, 0, e)},
 		}
 	}
 	nft := realNFT(t)

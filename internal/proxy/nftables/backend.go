@@ -10,9 +10,11 @@ import (
 	"sync"
 
 	"sigs.k8s.io/knftables"
+
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 )
 
-// Backend programs State into the table of an nftables interface (made
+// Backend programs a dataplane.State into the table of an nftables interface (made
 // with knftables.New(knftables.IPv4Family, TableName) or a Fake). It
 // remembers the last ruleset it applied so that a sync writes only what
 // changed.
@@ -31,7 +33,7 @@ func New(nft knftables.Interface) *Backend { return &Backend{nft: nft} }
 // whole table in one transaction; other calls re-render only the service
 // ports that changed and write only the elements (and new pick chains)
 // that differ, also in one transaction.
-func (b *Backend) Sync(ctx context.Context, s State) error {
+func (b *Backend) Sync(ctx context.Context, s dataplane.State) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.applied
@@ -70,7 +72,7 @@ func (b *Backend) Sync(ctx context.Context, s State) error {
 
 // FullSync replaces the whole table with s, as the first Sync does; it is
 // for the periodic resync that repairs anything changed behind our back.
-func (b *Backend) FullSync(ctx context.Context, s State) error {
+func (b *Backend) FullSync(ctx context.Context, s dataplane.State) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.full(ctx, render(s))

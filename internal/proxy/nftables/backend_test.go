@@ -15,6 +15,7 @@ import (
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/nftables"
 )
 
@@ -72,13 +73,13 @@ func eps(ss ...string) []netip.AddrPort {
 }
 
 // sampleState has one service port of every shape the datapath knows.
-func sampleState() nftables.State {
+func sampleState() dataplane.State {
 	two := eps("10.244.1.2:8080", "10.244.2.3:8080")
-	return nftables.State{
+	return dataplane.State{
 		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 		PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
 		NodeIPs:      []netip.Addr{ip("192.168.1.10"), ip("127.0.0.1")},
-		Services: []nftables.ServicePort{
+		Services: []dataplane.ServicePort{
 			{Name: "default/web:http/tcp", VIPs: []netip.Addr{ip("10.96.0.10")}, Protocol: "tcp", Port: 80,
 				Endpoints: two, ExternalEndpoints: two},
 			{Name: "kube-system/dns:dns/udp", VIPs: []netip.Addr{ip("10.96.0.53")}, Protocol: "udp", Port: 53,
@@ -90,7 +91,11 @@ func sampleState() nftables.State {
 			{Name: "default/local:http/tcp", VIPs: []netip.Addr{ip("10.96.0.40")}, External: []netip.Addr{ip("203.0.113.8")},
 				Protocol: "tcp", Port: 80, NodePort: 30081, Endpoints: two, ExternalEndpoints: eps("10.244.1.2:8080"), ExternalLocal: true},
 			{Name: "default/local-none:http/sctp", VIPs: []netip.Addr{ip("10.96.0.50")}, External: []netip.Addr{ip("203.0.113.9")},
-				Protocol: "sctp", Port: 80, NodePort: 30082, Endpoints: eps("10.244.2.9:80"), ExternalLocal: true},
+				Protocol: "sctp", Port: 80, NodePort: 30082, Endpoints: eps("10.244.2.9:80"), ExternalLocal: true, ExternalDrop: true},
+			{Name: "default/lb:https/tcp", VIPs: []netip.Addr{ip("10.96.0.60")}, LoadBalancerIPs: []netip.Addr{ip("203.0.113.60")},
+				SourceRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("192.0.2.7/32")},
+				Protocol:     "tcp", Port: 443, NodePort: 30443, Endpoints: two, ExternalEndpoints: two},
+			{Name: "default/itp-local:http/tcp", VIPs: []netip.Addr{ip("10.96.0.70")}, Protocol: "tcp", Port: 80, ClusterDrop: true},
 		},
 	}
 }
@@ -195,14 +200,14 @@ func TestDeltaSync(t *testing.T) {
 	const tbl = "ip portal-proxy "
 	tests := []struct {
 		name   string
-		change func(s *nftables.State)
+		change func(s *dataplane.State)
 		want   []string
 	}{{
 		name:   "no change runs nothing",
-		change: func(*nftables.State) {},
+		change: func(*dataplane.State) {},
 	}, {
 		name: "endpoint added to a 2-endpoint service",
-		change: func(s *nftables.State) {
+		change: func(s *dataplane.State) {
 			s.Services[0].Endpoints = append(s.Services[0].Endpoints, ap("10.244.3.4:8080"))
 		},
 		want: []string{
@@ -213,7 +218,7 @@ func TestDeltaSync(t *testing.T) {
 		},
 	}, {
 		name: "new endpoint count adds its pick chain",
-		change: func(s *nftables.State) {
+		change: func(s *dataplane.State) {
 			s.Services[2].Endpoints = eps("10.244.1.1:1", "10.244.1.1:2", "10.244.1.1:3", "10.244.1.1:4")
 		},
 		want: []string{
@@ -230,7 +235,7 @@ func TestDeltaSync(t *testing.T) {
 		},
 	}, {
 		name:   "service removed",
-		change: func(s *nftables.State) { s.Services = slices.Delete(s.Services, 1, 2) },
+		change: func(s *dataplane.State) { s.Services = slices.Delete(s.Services, 1, 2) },
 		want: []string{
 			"delete element " + tbl + "dispatch { 10.96.0.53 . udp . 53 }",
 			"delete element " + tbl + "backends { 10.96.0.53 . udp . 53 . 0 }",
@@ -243,8 +248,9 @@ func TestDeltaSync(t *testing.T) {
 		},
 	}, {
 		name: "eTP Local loses its local endpoint: external traffic dropped, cluster kept",
-		change: func(s *nftables.State) {
+		change: func(s *dataplane.State) {
 			s.Services[5].ExternalEndpoints = nil
+			s.Services[5].ExternalDrop = true
 		},
 		want: []string{
 			"delete element " + tbl + "dispatch { 203.0.113.8 . tcp . 80 }",
@@ -256,7 +262,7 @@ func TestDeltaSync(t *testing.T) {
 		},
 	}, {
 		name:   "node address added",
-		change: func(s *nftables.State) { s.NodeIPs = append(s.NodeIPs, ip("192.168.2.10")) },
+		change: func(s *dataplane.State) { s.NodeIPs = append(s.NodeIPs, ip("192.168.2.10")) },
 		want:   []string{"add element " + tbl + "node-ips { 192.168.2.10 }"},
 	}}
 	for _, tt := range tests {
@@ -352,7 +358,7 @@ func TestPodCIDRChangeIsFull(t *testing.T) {
 }
 
 func TestDeltaSeesInPlaceChanges(t *testing.T) {
-	// The caller may reuse its State's slices; the Backend must have kept
+	// The caller may reuse its dataplane.State's slices; the Backend must have kept
 	// its own copy of what it applied.
 	ctx := context.Background()
 	nft := newRecorder()

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 	"sigs.k8s.io/knftables"
 
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/nftables"
 	"github.com/portal-net/portal/internal/sys/netns"
 	"github.com/portal-net/portal/internal/testutil/netnstest"
@@ -38,6 +39,8 @@ const (
 	bridgeName = "ptbr0"
 	nodeIP     = "192.168.77.1"
 	clientIP   = "192.168.77.2"
+	lbAllowed  = "203.0.113.14"
+	lbDenied   = "203.0.113.15"
 )
 
 func newLab(t *testing.T, pods ...string) *lab {
@@ -205,8 +208,8 @@ func roundTrip(c net.Conn, br *bufio.Reader, closeAfter bool) (string, error) {
 	return string(b), err
 }
 
-func tcpSvc(name, vip string, port, nodePort uint16, eps []netip.AddrPort) nftables.ServicePort {
-	return nftables.ServicePort{Name: name, VIPs: []netip.Addr{ip(vip)}, Protocol: "tcp", Port: port,
+func tcpSvc(name, vip string, port, nodePort uint16, eps []netip.AddrPort) dataplane.ServicePort {
+	return dataplane.ServicePort{Name: name, VIPs: []netip.Addr{ip(vip)}, Protocol: "tcp", Port: port,
 		NodePort: nodePort, Endpoints: eps, ExternalEndpoints: eps}
 }
 
@@ -233,19 +236,26 @@ func TestDatapath(t *testing.T) {
 	ctx := context.Background()
 	epA := netip.AddrPortFrom(l.podIP["a"], 8080)
 	epB := netip.AddrPortFrom(l.podIP["b"], 8080)
-	state := func(webEps ...netip.AddrPort) nftables.State {
-		return nftables.State{
+	state := func(webEps ...netip.AddrPort) dataplane.State {
+		return dataplane.State{
 			ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 			PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
 			NodeIPs:      []netip.Addr{ip(nodeIP)},
-			Services: []nftables.ServicePort{
+			Services: []dataplane.ServicePort{
 				tcpSvc("default/web:http", "10.96.0.10", 80, 30080, webEps),
 				tcpSvc("default/empty:http", "10.96.0.20", 80, 30090, nil),
 				tcpSvc("default/only-a:http", "10.96.0.11", 80, 0, []netip.AddrPort{epA}),
 				{Name: "default/local:http", VIPs: []netip.Addr{ip("10.96.0.12")}, Protocol: "tcp", Port: 80, NodePort: 30081,
 					Endpoints: []netip.AddrPort{epA, epB}, ExternalEndpoints: []netip.AddrPort{epA}, ExternalLocal: true},
 				{Name: "default/local-none:http", VIPs: []netip.Addr{ip("10.96.0.13")}, Protocol: "tcp", Port: 80, NodePort: 30082,
-					Endpoints: []netip.AddrPort{epA, epB}, ExternalLocal: true},
+					Endpoints: []netip.AddrPort{epA, epB}, ExternalLocal: true, ExternalDrop: true},
+				{Name: "default/lb-allowed:http", VIPs: []netip.Addr{ip("10.96.0.14")}, LoadBalancerIPs: []netip.Addr{ip(lbAllowed)},
+					SourceRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix(clientIP + "/32")},
+					Protocol:     "tcp", Port: 80, Endpoints: []netip.AddrPort{epA}, ExternalEndpoints: []netip.AddrPort{epA}},
+				{Name: "default/lb-denied:http", VIPs: []netip.Addr{ip("10.96.0.15")}, LoadBalancerIPs: []netip.Addr{ip(lbDenied)},
+					SourceRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+					Protocol:     "tcp", Port: 80, Endpoints: []netip.AddrPort{epA}, ExternalEndpoints: []netip.AddrPort{epA}},
+				{Name: "default/itp-local-none:http", VIPs: []netip.Addr{ip("10.96.0.16")}, Protocol: "tcp", Port: 80, ClusterDrop: true},
 			},
 		}
 	}
@@ -316,6 +326,30 @@ func TestDatapath(t *testing.T) {
 		if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
 			t.Errorf("dial: %v, want a time-out (dropped, not rejected)", err)
 		}
+	})
+	dropped := func(t *testing.T, ns, addr string) {
+		t.Helper()
+		c, err := dial(ns, addr, 300*time.Millisecond)
+		if err == nil {
+			c.Close()
+			t.Fatalf("dial %s from %q connected, want the SYN dropped", addr, ns)
+		}
+		if ne, ok := errors.AsType[net.Error](err); !ok || !ne.Timeout() {
+			t.Errorf("dial %s from %q: %v, want a time-out (dropped, not rejected)", addr, ns, err)
+		}
+	}
+	t.Run("loadBalancerSourceRanges: listed sources reach the LB IP, others are dropped", func(t *testing.T) {
+		if pods, _ := hits(t, l.client, lbAllowed+":80", 5); pods["a"] != 5 {
+			t.Errorf("allowed client reached %v, want pod a 5 times", pods)
+		}
+		dropped(t, l.client, lbDenied+":80")
+		// The ClusterIP of the same service is not filtered.
+		if pods, _ := hits(t, l.client, "10.96.0.15:80", 3); pods["a"] != 3 {
+			t.Errorf("ClusterIP of a source-filtered service reached %v", pods)
+		}
+	})
+	t.Run("internalTrafficPolicy Local without local endpoints drops", func(t *testing.T) {
+		dropped(t, "", "10.96.0.16:80")
 	})
 	t.Run("hairpin: a pod reaches itself through its service", func(t *testing.T) {
 		pods, peers := hits(t, l.pods["a"], "10.96.0.11:80", 5)
@@ -412,7 +446,7 @@ func TestSyncScale(t *testing.T) {
 	netnstest.Require(t)
 	ctx := context.Background()
 	const services, perService = 10000, 10
-	s := nftables.State{
+	s := dataplane.State{
 		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 		PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
 		NodeIPs:      []netip.Addr{ip(nodeIP)},

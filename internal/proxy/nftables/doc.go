@@ -1,6 +1,6 @@
 // Package nftables is the nftables datapath of the service proxy. It turns
-// a State (service ports with the endpoints already chosen for this node)
-// into the rules of one table, "ip portal-proxy", and keeps them in step:
+// a dataplane.State (service ports with the endpoints already chosen for
+// this node) into the rules of one table, "ip portal-proxy", and keeps them in step:
 // the first Sync (and any Sync after a failure) replaces the whole table in
 // one atomic transaction; later ones add and delete only the set and map
 // elements that changed.
@@ -25,8 +25,8 @@
 // move at once) and keeps every other pin; full syncs never flush these
 // sets. See affinity.go.
 //
-// A delta sync re-renders only the service ports whose ServicePort
-// changed (each one's contribution is remembered) and writes the net
+// A delta sync re-renders only the service ports whose
+// dataplane.ServicePort changed (each one's contribution is remembered) and writes the net
 // element changes; at 10,000 service ports × 10 endpoints that is ~18 ms
 // per added service, ~9 ms of it in nft.
 //
@@ -45,6 +45,5 @@
 // prerouting and output hooks at priority dstnat-10, before DNAT.
 //
 // The Backend is Linux-only: knftables v0.0.22 imports
-// github.com/google/nftables, which does not build elsewhere. State and
-// ServicePort build everywhere.
+// github.com/google/nftables, which does not build elsewhere.
 package nftables

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 )
 
 // entry is one element of one set or map, in nft's "a . b" form; value
@@ -41,12 +43,17 @@ type fragment struct {
 }
 
 // renderService computes one service port's fragment; a pure function.
-func renderService(sp ServicePort, podCIDR netip.Prefix) fragment {
+func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 	var f fragment
 	proto := strings.ToLower(sp.Protocol)
 	suffix := " . " + proto + " . " + strconv.Itoa(int(sp.Port))
 	cluster, external := v4(sp.Endpoints), v4(sp.ExternalEndpoints)
-	reject := "goto " + chainReject
+	none := func(drop bool) string {
+		if drop {
+			return "drop"
+		}
+		return "goto " + chainReject
+	}
 	var aff *affinity
 	if sp.Affinity {
 		aff = newAffinity(sp, proto, podCIDR)
@@ -79,14 +86,28 @@ func renderService(sp ServicePort, podCIDR netip.Prefix) fragment {
 		if vip = vip.Unmap(); vip.Is4() {
 			f.shared = append(f.shared, entry{setServicePorts, vip.String() + suffix, ""})
 		}
-		byAddr(vip, cluster, pickCluster, reject)
+		byAddr(vip, cluster, pickCluster, none(sp.ClusterDrop))
 	}
-	extKind, npKind, extNone := pickExternal, pickNodePort, reject
+	extKind, npKind, extNone := pickExternal, pickNodePort, none(sp.ExternalDrop)
 	if sp.ExternalLocal {
-		extKind, npKind, extNone = pickExternalLocal, pickNodePortLocal, "drop"
+		extKind, npKind = pickExternalLocal, pickNodePortLocal
 	}
 	for _, ip := range sp.External {
 		byAddr(ip, external, extKind, extNone)
+	}
+	for _, ip := range sp.LoadBalancerIPs {
+		byAddr(ip, external, extKind, extNone)
+		if ip = ip.Unmap(); ip.Is4() && len(sp.SourceRanges) > 0 {
+			// The frontend's claim also carries its source filter.
+			c := &f.claims[len(f.claims)-1]
+			key := ip.String() + suffix
+			c.entries = append(c.entries, entry{setSourceFiltered, key, ""})
+			for _, p := range sp.SourceRanges {
+				if p.Addr().Is4() {
+					c.entries = append(c.entries, entry{setSourceAllowed, key + " . " + p.Masked().String(), ""})
+				}
+			}
+		}
 	}
 	if sp.NodePort != 0 {
 		key := proto + " . " + strconv.Itoa(int(sp.NodePort))
@@ -118,7 +139,7 @@ func renderService(sp ServicePort, podCIDR netip.Prefix) fragment {
 }
 
 // renderGlobals is the node-wide part of s.
-func renderGlobals(s State) fragment {
+func renderGlobals(s dataplane.State) fragment {
 	var f fragment
 	for _, p := range s.ServiceCIDRs {
 		if p.Addr().Is4() {
@@ -133,7 +154,7 @@ func renderGlobals(s State) fragment {
 	return f
 }
 
-// ruleset is the programmed form of a State: the pick chains and every
+// ruleset is the programmed form of a dataplane.State: the pick chains and every
 // set and map element, plus per service port what it contributed, so a
 // change re-renders only the service ports that changed.
 type ruleset struct {
@@ -168,7 +189,7 @@ type prior struct {
 }
 
 type applied struct {
-	sp   ServicePort
+	sp   dataplane.ServicePort
 	frag fragment
 }
 
@@ -187,7 +208,7 @@ func newRuleset(podCIDR netip.Prefix) *ruleset {
 
 // render computes the whole ruleset for s. When two service ports claim
 // the same address . protocol . port, the first in s wins.
-func render(s State) *ruleset {
+func render(s dataplane.State) *ruleset {
 	r := newRuleset(s.PodCIDR)
 	r.update(s)
 	return r
@@ -255,7 +276,7 @@ func (r *ruleset) dropShared(es []entry) {
 	}
 }
 
-func (r *ruleset) add(name string, sp ServicePort) {
+func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 	f := renderService(sp, r.podCIDR)
 	for _, c := range f.claims {
 		if _, taken := r.owners[c.id]; taken {
@@ -280,7 +301,7 @@ func (r *ruleset) add(name string, sp ServicePort) {
 		r.touchSet(set)
 		r.sets[set] = true
 	}
-	r.services[name] = applied{sp: cloneServicePort(sp), frag: f}
+	r.services[name] = applied{sp: sp.Clone(), frag: f}
 }
 
 func (r *ruleset) remove(name string) {
@@ -309,15 +330,15 @@ func (r *ruleset) remove(name string) {
 // update brings r to s (same pod CIDR), touching only the service ports
 // that differ. A key freed by a removed service port is not handed to
 // another port that lost it earlier until the next full render.
-func (r *ruleset) update(s State) {
-	want := make(map[string]*ServicePort, len(s.Services))
+func (r *ruleset) update(s dataplane.State) {
+	want := make(map[string]*dataplane.ServicePort, len(s.Services))
 	for i := range s.Services {
 		if _, dup := want[s.Services[i].Name]; !dup {
 			want[s.Services[i].Name] = &s.Services[i]
 		}
 	}
 	for name, a := range r.services {
-		if sp, ok := want[name]; !ok || !equalServicePort(a.sp, *sp) {
+		if sp, ok := want[name]; !ok || !a.sp.Equal(sp) {
 			r.remove(name)
 		}
 	}
@@ -333,20 +354,6 @@ func (r *ruleset) update(s State) {
 			r.add(sp.Name, *sp)
 		}
 	}
-}
-
-func cloneServicePort(sp ServicePort) ServicePort {
-	sp.VIPs = slices.Clone(sp.VIPs)
-	sp.External = slices.Clone(sp.External)
-	sp.Endpoints = slices.Clone(sp.Endpoints)
-	sp.ExternalEndpoints = slices.Clone(sp.ExternalEndpoints)
-	return sp
-}
-
-func equalServicePort(a, b ServicePort) bool {
-	return a.Name == b.Name && a.Protocol == b.Protocol && a.Port == b.Port && a.NodePort == b.NodePort &&
-		a.ExternalLocal == b.ExternalLocal && a.Affinity == b.Affinity && a.AffinityTimeout == b.AffinityTimeout && slices.Equal(a.VIPs, b.VIPs) && slices.Equal(a.External, b.External) &&
-		slices.Equal(a.Endpoints, b.Endpoints) && slices.Equal(a.ExternalEndpoints, b.ExternalEndpoints)
 }
 
 // v4 keeps the IPv4 endpoints: this table is in the ip family.

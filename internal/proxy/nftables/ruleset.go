@@ -29,7 +29,9 @@ const (
 	setServicePorts        = "service-ports"         // every ClusterIP . proto . port that exists
 	setServiceCIDRs        = "service-cidrs"
 	setNodeIPs             = "node-ips"
-	setHairpin             = "hairpin" // endpoint . endpoint: a pod reaching itself through a service
+	setHairpin             = "hairpin"            // endpoint . endpoint: a pod reaching itself through a service
+	setSourceFiltered      = "lb-source-filtered" // LB ip . proto . port with loadBalancerSourceRanges
+	setSourceAllowed       = "lb-source-allowed"  // LB ip . proto . port . allowed source range
 	chainReject            = "reject-chain"
 	chainServices          = "services"
 	chainFilterServices    = "filter-services"
@@ -62,6 +64,8 @@ var containers = []container{
 	{name: setServiceCIDRs, typ: "ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
 	{name: setNodeIPs, typ: "ipv4_addr"},
 	{name: setHairpin, typ: "ipv4_addr . ipv4_addr"},
+	{name: setSourceFiltered, typ: "ipv4_addr . inet_proto . inet_service"},
+	{name: setSourceAllowed, typ: "ipv4_addr . inet_proto . inet_service . ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
 }
 
 func (c container) object() knftables.Object {
@@ -149,6 +153,7 @@ var baseChains = []baseChain{
 	{name: "filter-output", typ: knftables.FilterType, hook: knftables.OutputHook, priority: "-110",
 		rules: []string{"jump " + chainFilterServices}},
 	{name: chainFilterServices, rules: []string{
+		"ip daddr . meta l4proto . th dport @" + setSourceFiltered + " ip daddr . meta l4proto . th dport . ip saddr != @" + setSourceAllowed + " drop",
 		"ip daddr . meta l4proto . th dport vmap @" + mapNoEndpoints,
 		"ip daddr @" + setNodeIPs + " meta l4proto . th dport vmap @" + mapNodePortNoEndpoints,
 		"ip daddr @" + setServiceCIDRs + " ip daddr . meta l4proto . th dport != @" + setServicePorts + " goto " + chainReject,

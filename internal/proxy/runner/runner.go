@@ -19,15 +19,10 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/portal-net/portal/internal/proxy"
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/healthcheck"
-	"github.com/portal-net/portal/internal/proxy/nftables"
 	"github.com/portal-net/portal/internal/sys/conntrack"
 )
-
-// Datapath programs the desired state (it computes its own deltas).
-type Datapath interface {
-	Sync(ctx context.Context, s nftables.State) error
-}
 
 // Config of a Runner.
 type Config struct {
@@ -42,7 +37,7 @@ type Config struct {
 	SyncPeriod, MinSyncPeriod time.Duration
 	// TopologyKeys reads spec.topologyKeys (not in k8s.io/api's Service).
 	TopologyKeys func(*v1.Service) []string
-	Datapath     Datapath
+	Datapath     dataplane.Interface
 	// Conntrack clears stale UDP/SCTP flows; nil skips it.
 	Conntrack conntrack.Interface
 	// Health, ServiceHealth and Metrics are told about queued changes and
@@ -155,14 +150,16 @@ func (r *Runner) Run(ctx context.Context) {
 	if !cache.WaitForCacheSync(ctx.Done(), r.handled...) {
 		return
 	}
-	full := time.NewTicker(r.cfg.SyncPeriod)
-	defer full.Stop()
-	r.syncOnce(ctx)
+	resync := time.NewTicker(r.cfg.SyncPeriod)
+	defer resync.Stop()
+	r.syncOnce(ctx, false)
 	for {
+		full := false
 		select {
 		case <-ctx.Done():
 			return
-		case <-full.C:
+		case <-resync.C:
+			full = true
 		case <-r.kick:
 			if wait := r.cfg.MinSyncPeriod - time.Since(r.last()); wait > 0 {
 				select {
@@ -172,7 +169,7 @@ func (r *Runner) Run(ctx context.Context) {
 				}
 			}
 		}
-		r.syncOnce(ctx)
+		r.syncOnce(ctx, full)
 	}
 }
 
@@ -182,11 +179,19 @@ func (r *Runner) last() time.Time {
 	return r.lastSync
 }
 
-func (r *Runner) syncOnce(ctx context.Context) {
+// syncOnce programs the current state: with the datapath's Sync (which
+// writes only what changed), or with FullSync when full (the periodic
+// resync, which repairs rules changed behind our back).
+func (r *Runner) syncOnce(ctx context.Context, full bool) {
 	start := time.Now()
 	ch := r.tracker.Take()
 	state := r.desired(ch)
-	if err := r.cfg.Datapath.Sync(ctx, state); err != nil {
+	apply := r.cfg.Datapath.Sync
+	if full {
+		apply = r.cfg.Datapath.FullSync
+		r.partial = false
+	}
+	if err := apply(ctx, state); err != nil {
 		klog.ErrorS(err, "Syncing proxy rules failed; retrying")
 		// The datapath does a full sync after an error; the tracker has
 		// moved on, so ask again soon.
@@ -209,13 +214,13 @@ func (r *Runner) syncOnce(ctx context.Context) {
 }
 
 // desired builds the datapath state for this node from the model.
-func (r *Runner) desired(ch proxy.Changes) nftables.State {
+func (r *Runner) desired(ch proxy.Changes) dataplane.State {
 	node := proxy.NodeInfo{Name: r.cfg.NodeName, NodeLabels: r.nodeLabels}
 	if n, err := r.nodes.Get(r.cfg.NodeName); err == nil {
 		node.Labels = n.Labels
 		node.Zone = n.Labels[v1.LabelTopologyZone]
 	}
-	s := nftables.State{ServiceCIDRs: r.cfg.ServiceCIDRs, PodCIDR: r.cfg.ClusterCIDR, NodeIPs: r.cfg.NodeIPs}
+	s := dataplane.State{ServiceCIDRs: r.cfg.ServiceCIDRs, PodCIDR: r.cfg.ClusterCIDR, NodeIPs: r.cfg.NodeIPs}
 	names := make([]proxy.ServicePortName, 0, len(ch.Services))
 	for n := range ch.Services {
 		names = append(names, n)
@@ -224,7 +229,7 @@ func (r *Runner) desired(ch proxy.Changes) nftables.State {
 	for _, name := range names {
 		sp := ch.Services[name]
 		sel := proxy.Select(sp, ch.Endpoints[name], node)
-		out := nftables.ServicePort{
+		out := dataplane.ServicePort{
 			Name:              name.String(),
 			Protocol:          strings.ToLower(string(sp.Protocol)),
 			Port:              uint16(sp.Port),
@@ -232,6 +237,9 @@ func (r *Runner) desired(ch proxy.Changes) nftables.State {
 			ExternalLocal:     sp.ExternalPolicyLocal,
 			Endpoints:         addrPorts(sel.Cluster),
 			ExternalEndpoints: addrPorts(sel.External),
+			ClusterDrop:       !sel.ClusterReject,
+			ExternalDrop:      !sel.ExternalReject,
+			SourceRanges:      v4Prefixes(sp.LoadBalancerSourceRanges),
 			Affinity:          sp.SessionAffinityClientIP,
 			AffinityTimeout:   time.Duration(sp.StickyMaxAgeSeconds) * time.Second,
 		}
@@ -247,7 +255,7 @@ func (r *Runner) desired(ch proxy.Changes) nftables.State {
 		}
 		for _, in := range sp.LoadBalancerIngress {
 			if in.IP.Is4() && in.Mode != v1.LoadBalancerIPModeProxy {
-				out.External = append(out.External, in.IP)
+				out.LoadBalancerIPs = append(out.LoadBalancerIPs, in.IP)
 			}
 		}
 		if len(out.VIPs) == 0 {
@@ -256,6 +264,16 @@ func (r *Runner) desired(ch proxy.Changes) nftables.State {
 		s.Services = append(s.Services, out)
 	}
 	return s
+}
+
+func v4Prefixes(ps []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 func (r *Runner) nodeLabels(name string) map[string]string {
@@ -278,7 +296,7 @@ func addrPorts(eps []proxy.Endpoint) []netip.AddrPort {
 
 // conntrackServices describes every UDP/SCTP frontend with its current
 // endpoints, for conntrack.ClearStale.
-func conntrackServices(s nftables.State) []conntrack.Service {
+func conntrackServices(s dataplane.State) []conntrack.Service {
 	var out []conntrack.Service
 	for _, sp := range s.Services {
 		var proto uint8
@@ -300,6 +318,9 @@ func conntrackServices(s nftables.State) []conntrack.Service {
 			add(ip, sp.Port, sp.Endpoints)
 		}
 		for _, ip := range sp.External {
+			add(ip, sp.Port, sp.ExternalEndpoints)
+		}
+		for _, ip := range sp.LoadBalancerIPs {
 			add(ip, sp.Port, sp.ExternalEndpoints)
 		}
 		for _, ip := range s.NodeIPs {

@@ -14,27 +14,29 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
-	"github.com/portal-net/portal/internal/proxy/nftables"
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/sys/conntrack"
 )
 
 type recorder struct {
 	mu     sync.Mutex
-	states []nftables.State
+	states []dataplane.State
 }
 
-func (r *recorder) Sync(_ context.Context, s nftables.State) error {
+func (r *recorder) Sync(_ context.Context, s dataplane.State) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.states = append(r.states, s)
 	return nil
 }
 
-func (r *recorder) last() (nftables.State, int) {
+func (r *recorder) FullSync(ctx context.Context, s dataplane.State) error { return r.Sync(ctx, s) }
+
+func (r *recorder) last() (dataplane.State, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.states) == 0 {
-		return nftables.State{}, 0
+		return dataplane.State{}, 0
 	}
 	return r.states[len(r.states)-1], len(r.states)
 }
@@ -59,7 +61,7 @@ func slice(svc string, proto v1.Protocol, port int32, ips ...string) *discoveryv
 	return s
 }
 
-func waitState(t *testing.T, r *recorder, what string, ok func(nftables.State) bool) nftables.State {
+func waitState(t *testing.T, r *recorder, what string, ok func(dataplane.State) bool) dataplane.State {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -98,7 +100,7 @@ func TestRunnerSyncsModelToDatapath(t *testing.T) {
 	f.WaitForCacheSync(ctx.Done())
 	go r.Run(ctx)
 
-	s := waitState(t, rec, "two services", func(s nftables.State) bool { return len(s.Services) == 2 && len(s.Services[1].Endpoints) == 2 })
+	s := waitState(t, rec, "two services", func(s dataplane.State) bool { return len(s.Services) == 2 && len(s.Services[1].Endpoints) == 2 })
 	web := s.Services[1]
 	if web.Name != "default/web:/TCP" || web.Protocol != "tcp" || web.Port != 80 || web.VIPs[0] != netip.MustParseAddr("10.96.0.10") ||
 		web.Endpoints[0] != netip.MustParseAddrPort("10.42.0.2:8080") {
@@ -118,7 +120,7 @@ func TestRunnerSyncsModelToDatapath(t *testing.T) {
 	if _, err := cs.CoreV1().Services("default").Update(ctx, sticky, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, rec, "web sticky for 7s", func(s nftables.State) bool {
+	waitState(t, rec, "web sticky for 7s", func(s dataplane.State) bool {
 		return len(s.Services) == 2 && s.Services[1].Affinity && s.Services[1].AffinityTimeout == 7*time.Second
 	})
 
@@ -126,7 +128,7 @@ func TestRunnerSyncsModelToDatapath(t *testing.T) {
 	if _, err := cs.DiscoveryV1().EndpointSlices("default").Update(ctx, slice("dns", v1.ProtocolUDP, 5353, "10.42.1.7"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, rec, "dns moved", func(s nftables.State) bool {
+	waitState(t, rec, "dns moved", func(s dataplane.State) bool {
 		return len(s.Services) == 2 && len(s.Services[0].Endpoints) == 1 && s.Services[0].Endpoints[0] == netip.MustParseAddrPort("10.42.1.7:5353")
 	})
 	deadline := time.Now().Add(5 * time.Second)

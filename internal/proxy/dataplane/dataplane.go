@@ -1,0 +1,107 @@
+// Package dataplane is what the service proxy's control loop hands to a
+// datapath (nftables, iptables, userspace): the service ports of this node
+// with their endpoints already chosen (readiness, topology, traffic
+// policies), and the interface every datapath implements.
+package dataplane
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Interface programs a State. Each datapath computes its own deltas.
+type Interface interface {
+	// Sync makes the datapath match s, writing only what changed since
+	// the last successful sync (everything after a failure).
+	Sync(ctx context.Context, s State) error
+	// FullSync rewrites everything, repairing changes made behind the
+	// datapath's back; the control loop calls it on its resync timer.
+	FullSync(ctx context.Context, s State) error
+}
+
+// State is everything a datapath programs on one node.
+type State struct {
+	// ServiceCIDRs: traffic to an address here that is not a service port
+	// is rejected, so nothing in the range leaks to a default route.
+	ServiceCIDRs []netip.Prefix
+	// PodCIDR is the cluster's pod CIDR; traffic from outside it to a
+	// ClusterIP is masqueraded. Invalid (zero) means no ClusterIP traffic
+	// is masqueraded except hairpin.
+	PodCIDR netip.Prefix
+	// NodeIPs are the addresses NodePorts answer on (never 127.0.0.1).
+	NodeIPs  []netip.Addr
+	Services []ServicePort
+}
+
+// ServicePort is one port of one service.
+type ServicePort struct {
+	Name     string       // ns/name:port/proto, for comments/debug only
+	VIPs     []netip.Addr // ClusterIPs
+	External []netip.Addr // spec.externalIPs
+	// LoadBalancerIPs are the status.loadBalancer.ingress IPs in VIP mode
+	// (ipMode Proxy ones are not programmed: the load balancer proxies
+	// to node ports itself).
+	LoadBalancerIPs []netip.Addr
+	// SourceRanges is spec.loadBalancerSourceRanges: traffic to a
+	// LoadBalancerIP from any other source is dropped. Empty: any source.
+	SourceRanges []netip.Prefix
+	Protocol     string // tcp|udp|sctp
+	Port         uint16
+	NodePort     uint16 // 0: none
+	// Endpoints serve cluster traffic (ClusterIPs).
+	Endpoints []netip.AddrPort
+	// ExternalEndpoints serve external traffic (External, LoadBalancerIPs
+	// and NodePort); the same as Endpoints unless ExternalLocal.
+	ExternalEndpoints []netip.AddrPort
+	// ClusterDrop and ExternalDrop say what happens to traffic whose
+	// endpoint list is empty: dropped silently when set (a Local traffic
+	// policy and no endpoint on this node, while others have some, as
+	// kube-proxy does), otherwise rejected at once (TCP reset, ICMP port
+	// unreachable).
+	ClusterDrop, ExternalDrop bool
+	// ExternalLocal is externalTrafficPolicy Local: external traffic is not
+	// masqueraded.
+	ExternalLocal bool
+	// Affinity is sessionAffinity ClientIP: a client address that reached
+	// an endpoint keeps reaching it, while it is still an endpoint, until
+	// AffinityTimeout has passed since the client's last new connection
+	// (0 means 10800 s, the Kubernetes default; rounded up to seconds).
+	Affinity        bool
+	AffinityTimeout time.Duration
+}
+
+// DefaultAffinityTimeout is sessionAffinityConfig.clientIP.timeoutSeconds'
+// default.
+const DefaultAffinityTimeout = 10800 * time.Second
+
+// AffinitySeconds is the affinity timeout in whole seconds, rounded up.
+func (sp *ServicePort) AffinitySeconds() int {
+	d := sp.AffinityTimeout
+	if d <= 0 {
+		d = DefaultAffinityTimeout
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
+
+// Clone returns a copy that shares no slices with sp.
+func (sp ServicePort) Clone() ServicePort {
+	sp.VIPs = slices.Clone(sp.VIPs)
+	sp.External = slices.Clone(sp.External)
+	sp.LoadBalancerIPs = slices.Clone(sp.LoadBalancerIPs)
+	sp.SourceRanges = slices.Clone(sp.SourceRanges)
+	sp.Endpoints = slices.Clone(sp.Endpoints)
+	sp.ExternalEndpoints = slices.Clone(sp.ExternalEndpoints)
+	return sp
+}
+
+// Equal says whether two service ports program the same rules.
+func (sp *ServicePort) Equal(o *ServicePort) bool {
+	return sp.Name == o.Name && sp.Protocol == o.Protocol && sp.Port == o.Port && sp.NodePort == o.NodePort &&
+		sp.ExternalLocal == o.ExternalLocal && sp.ClusterDrop == o.ClusterDrop && sp.ExternalDrop == o.ExternalDrop &&
+		sp.Affinity == o.Affinity && sp.AffinityTimeout == o.AffinityTimeout &&
+		slices.Equal(sp.VIPs, o.VIPs) && slices.Equal(sp.External, o.External) &&
+		slices.Equal(sp.LoadBalancerIPs, o.LoadBalancerIPs) && slices.Equal(sp.SourceRanges, o.SourceRanges) &&
+		slices.Equal(sp.Endpoints, o.Endpoints) && slices.Equal(sp.ExternalEndpoints, o.ExternalEndpoints)
+}
