@@ -29,6 +29,7 @@ import (
 	"github.com/portal-net/portal/internal/config"
 	"github.com/portal-net/portal/internal/podruntime"
 	"github.com/portal-net/portal/internal/podruntime/network"
+	"github.com/portal-net/portal/internal/proxy/topologykeys"
 )
 
 // Deps are the side effects an Agent works through; New fills in the
@@ -46,6 +47,7 @@ type Deps struct {
 // Agent is one node agent.
 type Agent struct {
 	cfg    config.Agent
+	rc     *rest.Config
 	client kubernetes.Interface
 	rt     podruntime.Runtime
 	net    network.Manager
@@ -82,6 +84,7 @@ func New(cfg config.Agent, rc *rest.Config, deps Deps) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg:       cfg,
+		rc:        rc,
 		client:    cs,
 		rt:        deps.Runtime,
 		net:       deps.Network,
@@ -145,7 +148,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	podInf := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", a.cfg.NodeName).String()
 	}))
-	inf := informers.NewSharedInformerFactory(a.client, 0)
+	inf, keys, err := a.informers()
+	if err != nil {
+		return err
+	}
 	pods := podInf.Core().V1().Pods()
 	a.pods = pods.Lister()
 	a.services = inf.Core().V1().Services().Lister()
@@ -165,7 +171,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := a.startProxy(ctx, inf); err != nil {
+	if err := a.startProxy(ctx, inf, keys); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
 	podInf.Start(ctx.Done())
@@ -202,14 +208,29 @@ func (a *Agent) Run(ctx context.Context) error {
 // runProxyOnly is `portal agent --proxy-only`: the service proxy alone,
 // reading Services, EndpointSlices and Nodes of whatever API it points at.
 func (a *Agent) runProxyOnly(ctx context.Context) error {
-	inf := informers.NewSharedInformerFactory(a.client, 0)
-	if err := a.startProxy(ctx, inf); err != nil {
+	inf, keys, err := a.informers()
+	if err != nil {
+		return err
+	}
+	if err := a.startProxy(ctx, inf, keys); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
 	inf.Start(ctx.Done())
 	defer inf.Shutdown()
 	<-ctx.Done()
 	return nil
+}
+
+// informers is the agent's cluster-wide informer factory. Its Service
+// informer also carries spec.topologyKeys (see topologykeys), so it is
+// installed before anything else asks for it.
+func (a *Agent) informers() (informers.SharedInformerFactory, *topologykeys.Keys, error) {
+	inf := informers.NewSharedInformerFactory(a.client, 0)
+	keys, err := topologykeys.Register(inf, a.rc, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return inf, keys, nil
 }
 
 func (a *Agent) setNodeUID(u string) { a.mu.Lock(); a.nodeUID = u; a.mu.Unlock() }

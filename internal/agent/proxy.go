@@ -14,6 +14,7 @@ import (
 	"github.com/portal-net/portal/internal/proxy/healthcheck"
 	"github.com/portal-net/portal/internal/proxy/nftables"
 	"github.com/portal-net/portal/internal/proxy/runner"
+	"github.com/portal-net/portal/internal/proxy/topologykeys"
 	"github.com/portal-net/portal/internal/sys/conntrack"
 	"github.com/portal-net/portal/internal/sys/sysctl"
 )
@@ -22,7 +23,7 @@ import (
 // informer factory (the caller starts it). Its rules live in the node's
 // network namespace and stay when the agent stops, so services keep
 // working; the next agent replaces them in one transaction.
-func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactory) error {
+func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactory, keys *topologykeys.Keys) error {
 	if a.cfg.ProxyMode == "none" {
 		return nil
 	}
@@ -88,6 +89,7 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		NodeIPs:       []netip.Addr{nodeIP},
 		ServiceCIDRs:  []netip.Prefix{svcCIDR.Masked()},
 		ClusterCIDR:   clusterCIDR.Masked(),
+		TopologyKeys:  keys.For,
 		SyncPeriod:    a.cfg.ProxySyncPeriod,
 		MinSyncPeriod: a.cfg.ProxyMinSyncPeriod,
 		Datapath:      nftables.New(nft),

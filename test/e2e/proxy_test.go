@@ -133,11 +133,13 @@ func TestProxyOnly(t *testing.T) {
 	t.Cleanup(func() { _ = netlink.RouteDel(route) })
 
 	a := startAgent(t, s, "proxy-node", "", "--kubeconfig", s.kubeconfig(), "--proxy-only")
-	manifest := fmt.Sprintf(`apiVersion: v1
+	manifest := func(topologyKeys string) string {
+		return fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata: {name: outside}
 spec:
   ports: [{name: web, port: 80, targetPort: %d}]
+  topologyKeys: %s
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -146,12 +148,27 @@ metadata:
   labels: {kubernetes.io/service-name: outside, endpointslice.kubernetes.io/managed-by: test}
 addressType: IPv4
 ports: [{name: web, port: %d, protocol: TCP}]
-endpoints: [{addresses: ["192.0.2.10"], conditions: {ready: true}}]
-`, port, port)
-	s.mustKubectl("apply", "-f", writeFile(t, manifest))
+endpoints: [{addresses: ["192.0.2.10"], nodeName: proxy-node, conditions: {ready: true}}]
+`, port, topologyKeys, port)
+	}
+	s.mustKubectl("apply", "-f", writeFile(t, manifest(`["kubernetes.io/hostname"]`)))
 	ip := strings.TrimSpace(s.mustKubectl("get", "svc", "outside", "-o", "jsonpath={.spec.clusterIP}"))
-	waitFor(t, 15*time.Second, "ClusterIP through the proxy-only agent", func() bool {
-		got, err := httpGet("http://" + net.JoinHostPort(ip, "80") + "/")
+	url := "http://" + net.JoinHostPort(ip, "80") + "/"
+	waitFor(t, 15*time.Second, "ClusterIP through the proxy-only agent (topologyKeys: this node)", func() bool {
+		got, err := httpGet(url)
+		return err == nil && got == "outside-pod"
+	})
+	// The seed's topologyKeys: no endpoint in this node's zone (the node
+	// has none) and no "*" → no route, refused at once; adding "*" after
+	// the zone key routes again.
+	s.mustKubectl("apply", "-f", writeFile(t, manifest(`["topology.kubernetes.io/zone"]`)))
+	waitFor(t, 15*time.Second, "topologyKeys without a match refuses", func() bool {
+		_, err := httpGet(url)
+		return err != nil && strings.Contains(err.Error(), "refused")
+	})
+	s.mustKubectl("apply", "-f", writeFile(t, manifest(`["topology.kubernetes.io/zone", "*"]`)))
+	waitFor(t, 15*time.Second, `topologyKeys falling back to "*"`, func() bool {
+		got, err := httpGet(url)
 		return err == nil && got == "outside-pod"
 	})
 	if out, _, _ := s.kubectl("get", "nodes", "-o", "name"); strings.Contains(out, "proxy-node") {
