@@ -40,7 +40,7 @@ func affinityState() dataplane.State {
 
 func TestAffinityGolden(t *testing.T) {
 	nft := newRecorder()
-	if err := nftables.New(nft).Sync(context.Background(), affinityState()); err != nil {
+	if err := nft.backend().Sync(context.Background(), affinityState()); err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(sortedLines(nft.Dump()), "\n") + "\n"
@@ -76,11 +76,11 @@ func TestAffinityGolden(t *testing.T) {
 func affNames(t *testing.T, nft *recorder, ep string) (chain, set string) {
 	t.Helper()
 	tbl := nft.Tables[knftables.IPv4Family][nftables.TableName]
-	e := tbl.Maps["dispatch"].FindElement("10.96.0.60", "tcp", "80")
-	if e == nil {
+	v := nft.dispatch(t, "10.96.0.60 . tcp . 80")
+	if v == "" {
 		t.Fatal("no dispatch element for the affinity service")
 	}
-	chain = strings.TrimPrefix(e.Value[0], "goto ")
+	chain = strings.TrimPrefix(v, "goto ")
 	suffix := "-" + strings.ReplaceAll(ep, ":", "-")
 	for name := range tbl.Sets {
 		if strings.HasPrefix(name, "aff-") && strings.HasSuffix(name, suffix) {
@@ -97,7 +97,7 @@ func TestAffinityDelta(t *testing.T) {
 	const tbl = "ip portal-proxy "
 	ctx := context.Background()
 	base := newRecorder()
-	if err := nftables.New(base).Sync(ctx, affinityState()); err != nil {
+	if err := base.backend().Sync(ctx, affinityState()); err != nil {
 		t.Fatal(err)
 	}
 	chain, setA := affNames(t, base, "10.244.1.2:8080")
@@ -143,7 +143,7 @@ func TestAffinityDelta(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			nft := newRecorder()
-			b := nftables.New(nft)
+			b := nft.backend()
 			if err := b.Sync(ctx, affinityState()); err != nil {
 				t.Fatal(err)
 			}
@@ -169,7 +169,7 @@ func TestAffinityDelta(t *testing.T) {
 				}
 			}
 			fresh := newRecorder()
-			if err := nftables.New(fresh).Sync(ctx, s); err != nil {
+			if err := fresh.backend().Sync(ctx, s); err != nil {
 				t.Fatal(err)
 			}
 			var d []string
@@ -185,7 +185,7 @@ func TestAffinityDelta(t *testing.T) {
 	}
 	t.Run("affinity on", func(t *testing.T) {
 		nft := newRecorder()
-		b := nftables.New(nft)
+		b := nft.backend()
 		s := affinityState()
 		s.Services[1].Affinity = false
 		if err := b.Sync(ctx, s); err != nil {
@@ -220,15 +220,14 @@ func allStale(diff string) bool {
 func TestAffinityFullSyncKeepsPins(t *testing.T) {
 	ctx := context.Background()
 	nft := newRecorder()
-	b := nftables.New(nft)
+	b := nft.backend()
 	if err := b.Sync(ctx, affinityState()); err != nil {
 		t.Fatal(err)
 	}
 	_, setA := affNames(t, nft, "10.244.1.2:8080")
 	// The periodic resync and a restarted proxy must keep the pins: the
 	// sets are added (a no-op on a set that exists) but never flushed or
-	// deleted. (The Fake drops everything on "flush table"; real nft keeps
-	// set elements, which TestAffinityDatapath checks.)
+	// deleted. (TestAffinityDatapath checks that real nft keeps the pins.)
 	if err := b.FullSync(ctx, affinityState()); err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +242,7 @@ func TestAffinityFullSyncKeepsPins(t *testing.T) {
 	// A restart without the affinity service deletes its chains and sets.
 	s := affinityState()
 	s.Services = s.Services[:1]
-	if err := nftables.New(nft).Sync(ctx, s); err != nil {
+	if err := nft.backend().Sync(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	sets, _ := nft.List(ctx, "sets")

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -21,16 +22,21 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
-// recorder is a knftables.Interface that remembers the transactions run
-// through it and can be told to fail the next one.
+// recorder is a knftables.Interface over a Fake plus a FakeElements for
+// the elements. Backends made with backend() record, per Sync, every line
+// written (text transactions and element ops) as one entry of runs; a
+// sync that writes nothing adds none. failErr makes the next write fail.
 type recorder struct {
 	*knftables.Fake
+	el      *nftables.FakeElements
 	runs    []string
+	pending []string
 	failErr error
 }
 
 func newRecorder() *recorder {
-	return &recorder{Fake: knftables.NewFake(knftables.IPv4Family, nftables.TableName)}
+	f := knftables.NewFake(knftables.IPv4Family, nftables.TableName)
+	return &recorder{Fake: f, el: nftables.NewFakeElements(f)}
 }
 
 func (r *recorder) Run(ctx context.Context, tx *knftables.Transaction) error {
@@ -38,10 +44,85 @@ func (r *recorder) Run(ctx context.Context, tx *knftables.Transaction) error {
 		r.failErr = nil
 		return err
 	}
-	r.runs = append(r.runs, tx.String())
-	return r.Fake.Run(ctx, tx)
+	r.pending = append(r.pending, tx.String())
+	if err := r.Fake.Run(ctx, tx); err != nil {
+		return err
+	}
+	// The kernel refuses to delete a chain a map element still jumps to;
+	// the Fake does not know the elements, so check here.
+	tbl := r.Tables[knftables.IPv4Family][nftables.TableName]
+	for _, m := range []string{"dispatch", "nodeports", "no-endpoints", "nodeport-no-endpoints"} {
+		elems, _ := r.el.List(ctx, m)
+		for k, v := range elems {
+			if chain, ok := strings.CutPrefix(v, "goto "); ok && (tbl == nil || tbl.Chains[chain] == nil) {
+				return fmt.Errorf("chain %s deleted while %s { %s } jumps to it", chain, m, k)
+			}
+		}
+	}
+	return nil
 }
 
+// Dump is the whole table: structure and every element.
+func (r *recorder) Dump() string { return r.Fake.Dump() + r.el.Dump() }
+
+// dispatch returns the value of a dispatch element ("" if none).
+func (r *recorder) dispatch(t *testing.T, key string) string {
+	t.Helper()
+	m, err := r.el.List(context.Background(), "dispatch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m[key]
+}
+
+// recElements logs the element batches of a recorder's backends.
+type recElements struct{ r *recorder }
+
+func (e recElements) List(ctx context.Context, c string) (map[string]string, error) {
+	return e.r.el.List(ctx, c)
+}
+
+func (e recElements) Apply(ctx context.Context, ops []nftables.ElementOp) error {
+	if err := e.r.failErr; err != nil {
+		e.r.failErr = nil
+		return err
+	}
+	if err := e.r.el.Apply(ctx, ops); err != nil {
+		return err
+	}
+	for _, op := range ops {
+		e.r.pending = append(e.r.pending, op.String())
+	}
+	return nil
+}
+
+type recBackend struct {
+	r *recorder
+	b *nftables.Backend
+}
+
+// backend returns a new Backend (a restarted proxy) writing to r.
+func (r *recorder) backend() *recBackend {
+	return &recBackend{r: r, b: nftables.NewBackend(r, recElements{r})}
+}
+
+func (rb *recBackend) Sync(ctx context.Context, s dataplane.State) error {
+	return rb.record(rb.b.Sync(ctx, s))
+}
+
+func (rb *recBackend) FullSync(ctx context.Context, s dataplane.State) error {
+	return rb.record(rb.b.FullSync(ctx, s))
+}
+
+func (rb *recBackend) record(err error) error {
+	if len(rb.r.pending) > 0 {
+		rb.r.runs = append(rb.r.runs, strings.Join(rb.r.pending, "\n"))
+		rb.r.pending = nil
+	}
+	return err
+}
+
+// last returns the lines the last sync that wrote anything wrote, sorted.
 func (r *recorder) last(t *testing.T) []string {
 	t.Helper()
 	if len(r.runs) == 0 {
@@ -102,7 +183,7 @@ func sampleState() dataplane.State {
 
 func TestFullSyncGolden(t *testing.T) {
 	nft := newRecorder()
-	if err := nftables.New(nft).Sync(context.Background(), sampleState()); err != nil {
+	if err := nft.backend().Sync(context.Background(), sampleState()); err != nil {
 		t.Fatal(err)
 	}
 	if len(nft.runs) != 1 {
@@ -141,29 +222,52 @@ func lineDiff(want, got string) string {
 	return b.String()
 }
 
-func TestFullSyncIsOneAtomicReplacement(t *testing.T) {
+func TestRestartFullSyncNeverEmptiesTheTable(t *testing.T) {
 	nft := newRecorder()
 	ctx := context.Background()
-	if err := nftables.New(nft).Sync(ctx, sampleState()); err != nil {
+	if err := nft.backend().Sync(ctx, sampleState()); err != nil {
 		t.Fatal(err)
 	}
-	// A restarted proxy with fewer endpoint counts in use: one transaction
-	// that flushes (never deletes) the table and removes unused picks.
+	// A restarted proxy with one service port left: the table is never
+	// flushed or deleted; each map is flushed and refilled in the one
+	// element batch (atomic in the kernel); the unused pick chains go
+	// last, after the elements that jumped to them.
 	s := sampleState()
 	s.Services = s.Services[:1]
-	if err := nftables.New(nft).Sync(ctx, s); err != nil {
+	if err := nft.backend().Sync(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	tx := nft.last(t)
-	for _, want := range []string{"flush table ip portal-proxy", "flush map ip portal-proxy dispatch", "delete chain ip portal-proxy pick3"} {
-		if !slices.Contains(tx, want) {
-			t.Errorf("restart transaction lacks %q", want)
+	var lines []string
+	for l := range strings.SplitSeq(nft.runs[len(nft.runs)-1], "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
 		}
 	}
-	for _, l := range tx {
-		if strings.HasPrefix(l, "delete table") {
-			t.Errorf("restart transaction deletes the table: %q", l)
+	index := func(want string) int {
+		t.Helper()
+		i := slices.Index(lines, want)
+		if i < 0 {
+			t.Errorf("restart lacks %q", want)
 		}
+		return i
+	}
+	flushDispatch := index("flush map ip portal-proxy dispatch")
+	addDispatch := index("add element ip portal-proxy dispatch { 10.96.0.10 . tcp . 80 : goto pick2 }")
+	delPick3 := index("delete chain ip portal-proxy pick3")
+	index("flush chain ip portal-proxy pick2")
+	if !(flushDispatch < addDispatch && addDispatch < delPick3) {
+		t.Errorf("order: flush dispatch %d, refill %d, delete pick3 %d; want them in that order", flushDispatch, addDispatch, delPick3)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "delete table") || strings.HasPrefix(l, "flush table") {
+			t.Errorf("restart writes %q", l)
+		}
+	}
+	// The flush and the refill are one batch.
+	batches := nft.el.Batches()
+	last := batches[len(batches)-1]
+	if !last[0].Flush || !slices.ContainsFunc(last, func(op nftables.ElementOp) bool { return op.Container == "dispatch" && !op.Delete && !op.Flush }) {
+		t.Errorf("last element batch %v does not flush and refill", last[:min(3, len(last))])
 	}
 	chains, _ := nft.List(ctx, "chains")
 	var picks []string
@@ -175,11 +279,47 @@ func TestFullSyncIsOneAtomicReplacement(t *testing.T) {
 	if slices.Sort(picks); !slices.Equal(picks, []string{"pick2"}) {
 		t.Errorf("pick chains after restart = %v, want [pick2]", picks)
 	}
+	fresh := newRecorder()
+	if err := fresh.backend().Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if d := lineDiff(fresh.Dump(), nft.Dump()); d != "" {
+		t.Errorf("table after restart differs from a fresh full sync:\n%s", d)
+	}
+}
+
+func TestFullSyncRepairsElements(t *testing.T) {
+	// Elements changed behind the Backend's back are put right by the
+	// next full sync.
+	ctx := context.Background()
+	nft := newRecorder()
+	b := nft.backend()
+	if err := b.Sync(ctx, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	if err := nft.el.Apply(ctx, []nftables.ElementOp{
+		{Delete: true, Container: "backends", Key: "10.96.0.10 . tcp . 80 . 1"},
+		{Container: "backends", Key: "10.96.0.10 . tcp . 80 . 1", Value: "10.244.66.66 . 1"},
+		{Container: "service-ports", Key: "10.96.9.9 . tcp . 1"},
+		{Delete: true, Container: "hairpin", Key: "10.244.1.2 . 10.244.1.2"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.FullSync(ctx, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newRecorder()
+	if err := fresh.backend().Sync(ctx, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	if d := lineDiff(fresh.Dump(), nft.Dump()); d != "" {
+		t.Errorf("table after the repairing full sync differs from a fresh one:\n%s", d)
+	}
 }
 
 func TestPickChainsOnlyForCountsInUse(t *testing.T) {
 	nft := newRecorder()
-	if err := nftables.New(nft).Sync(context.Background(), sampleState()); err != nil {
+	if err := nft.backend().Sync(context.Background(), sampleState()); err != nil {
 		t.Fatal(err)
 	}
 	chains, _ := nft.List(context.Background(), "chains")
@@ -269,7 +409,7 @@ func TestDeltaSync(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			nft := newRecorder()
-			b := nftables.New(nft)
+			b := nft.backend()
 			if err := b.Sync(ctx, sampleState()); err != nil {
 				t.Fatal(err)
 			}
@@ -294,7 +434,7 @@ func TestDeltaSync(t *testing.T) {
 			}
 			// The delta leaves the same table a full sync of s would build.
 			fresh := newRecorder()
-			if err := nftables.New(fresh).Sync(ctx, s); err != nil {
+			if err := fresh.backend().Sync(ctx, s); err != nil {
 				t.Fatal(err)
 			}
 			// Unused pick chains stay until the next full sync.
@@ -319,31 +459,48 @@ func stalePick(l string) bool {
 }
 
 func TestSyncAfterFailureIsFull(t *testing.T) {
-	ctx := context.Background()
-	nft := newRecorder()
-	b := nftables.New(nft)
-	if err := b.Sync(ctx, sampleState()); err != nil {
-		t.Fatal(err)
-	}
-	s := sampleState()
-	s.Services = s.Services[:2]
-	boom := errors.New("boom")
-	nft.failErr = boom
-	if err := b.Sync(ctx, s); !errors.Is(err, boom) {
-		t.Fatalf("Sync = %v, want %v", err, boom)
-	}
-	if err := b.Sync(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(nft.last(t), "flush table ip portal-proxy") {
-		t.Errorf("sync after a failure was not a full sync:\n%s", strings.Join(nft.last(t), "\n"))
+	for _, tt := range []struct {
+		name string
+		fail func(nft *recorder, err error)
+	}{
+		{"text transaction fails", func(nft *recorder, err error) { nft.failErr = err }},
+		{"element batch fails", func(nft *recorder, err error) { nft.el.FailNext(err) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			nft := newRecorder()
+			b := nft.backend()
+			if err := b.Sync(ctx, sampleState()); err != nil {
+				t.Fatal(err)
+			}
+			s := sampleState()
+			s.Services = s.Services[:2]
+			boom := errors.New("boom")
+			tt.fail(nft, boom)
+			if err := b.Sync(ctx, s); !errors.Is(err, boom) {
+				t.Fatalf("Sync = %v, want %v", err, boom)
+			}
+			if err := b.Sync(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(nft.last(t), "add table ip portal-proxy") {
+				t.Errorf("sync after a failure was not a full sync:\n%s", strings.Join(nft.last(t), "\n"))
+			}
+			fresh := newRecorder()
+			if err := fresh.backend().Sync(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			if d := lineDiff(fresh.Dump(), nft.Dump()); d != "" {
+				t.Errorf("table after recovering differs from a fresh full sync:\n%s", d)
+			}
+		})
 	}
 }
 
 func TestPodCIDRChangeIsFull(t *testing.T) {
 	ctx := context.Background()
 	nft := newRecorder()
-	b := nftables.New(nft)
+	b := nft.backend()
 	if err := b.Sync(ctx, sampleState()); err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +519,7 @@ func TestDeltaSeesInPlaceChanges(t *testing.T) {
 	// its own copy of what it applied.
 	ctx := context.Background()
 	nft := newRecorder()
-	b := nftables.New(nft)
+	b := nft.backend()
 	s := sampleState()
 	if err := b.Sync(ctx, s); err != nil {
 		t.Fatal(err)
@@ -384,13 +541,12 @@ func TestConflictingServicePortsFirstWins(t *testing.T) {
 	dup.Endpoints = eps("10.244.7.7:80")
 	s.Services = append(s.Services, dup)
 	nft := newRecorder()
-	b := nftables.New(nft)
+	b := nft.backend()
 	if err := b.Sync(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	m := nft.Tables[knftables.IPv4Family][nftables.TableName].Maps["dispatch"]
-	if e := m.FindElement("10.96.0.10", "tcp", "80"); e == nil || e.Value[0] != "goto pick2" {
-		t.Fatalf("dispatch for the contested address = %+v, want the first service port's goto pick2", e)
+	if v := nft.dispatch(t, "10.96.0.10 . tcp . 80"); v != "goto pick2" {
+		t.Fatalf("dispatch for the contested address = %q, want the first service port's goto pick2", v)
 	}
 	// Removing the loser changes nothing in the datapath for the address.
 	s.Services = s.Services[:len(s.Services)-1]

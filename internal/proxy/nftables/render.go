@@ -44,10 +44,13 @@ type fragment struct {
 
 // renderService computes one service port's fragment; a pure function.
 func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
-	var f fragment
 	proto := strings.ToLower(sp.Protocol)
 	suffix := " . " + proto + " . " + strconv.Itoa(int(sp.Port))
 	cluster, external := v4(sp.Endpoints), v4(sp.ExternalEndpoints)
+	f := fragment{
+		claims: make([]claim, 0, len(sp.VIPs)+len(sp.External)+len(sp.LoadBalancerIPs)+1),
+		shared: make([]entry, 0, len(sp.VIPs)+len(cluster)+len(external)),
+	}
 	none := func(drop bool) string {
 		if drop {
 			return "drop"
@@ -165,8 +168,9 @@ type ruleset struct {
 	owners   map[string]string            // claim id → service port name
 	services map[string]applied           // service port name → what it added
 	globals  fragment
-	chains   map[string][]string // affinity chain → rules
-	sets     map[string]bool     // affinity sets
+	want     map[string]*dataplane.ServicePort // update's index of its State, reused
+	chains   map[string][]string               // affinity chain → rules
+	sets     map[string]bool                   // affinity sets
 
 	// touched records, during one update, what each changed element was
 	// before it, so the update can be written as the net element
@@ -210,6 +214,22 @@ func newRuleset(podCIDR netip.Prefix) *ruleset {
 // the same address . protocol . port, the first in s wins.
 func render(s dataplane.State) *ruleset {
 	r := newRuleset(s.PodCIDR)
+	// Sized up front: growing maps of 100,000 entries costs more than
+	// filling them.
+	var vips, backends, eps int
+	for i := range s.Services {
+		sp := &s.Services[i]
+		vips += len(sp.VIPs)
+		backends += len(sp.VIPs) * len(sp.Endpoints)
+		eps += len(sp.Endpoints)
+	}
+	r.elems[mapDispatch] = make(map[string]string, vips)
+	r.elems[setServicePorts] = make(map[string]string, vips)
+	r.elems[mapBackends] = make(map[string]string, backends)
+	r.elems[setHairpin] = make(map[string]string, eps)
+	r.refs = make(map[entry]int, vips+eps)
+	r.owners = make(map[string]string, vips)
+	r.services = make(map[string]applied, len(s.Services))
 	r.update(s)
 	return r
 }
@@ -331,7 +351,14 @@ func (r *ruleset) remove(name string) {
 // that differ. A key freed by a removed service port is not handed to
 // another port that lost it earlier until the next full render.
 func (r *ruleset) update(s dataplane.State) {
-	want := make(map[string]*dataplane.ServicePort, len(s.Services))
+	// The index of s is kept between updates: rebuilding a map of 10,000
+	// entries was a third of a one-service delta.
+	if r.want == nil {
+		r.want = make(map[string]*dataplane.ServicePort, len(s.Services))
+	}
+	want := r.want
+	clear(want)
+	defer clear(want) // s belongs to the caller
 	for i := range s.Services {
 		if _, dup := want[s.Services[i].Name]; !dup {
 			want[s.Services[i].Name] = &s.Services[i]
@@ -356,9 +383,13 @@ func (r *ruleset) update(s dataplane.State) {
 	}
 }
 
-// v4 keeps the IPv4 endpoints: this table is in the ip family.
+// v4 keeps the IPv4 endpoints: this table is in the ip family. The
+// common all-IPv4 list is returned as it is (callers only read it).
 func v4(eps []netip.AddrPort) []netip.AddrPort {
-	var out []netip.AddrPort
+	if !slices.ContainsFunc(eps, func(ep netip.AddrPort) bool { return !ep.Addr().Unmap().Is4() }) {
+		return eps
+	}
+	out := make([]netip.AddrPort, 0, len(eps))
 	for _, ep := range eps {
 		if ep.Addr().Unmap().Is4() {
 			out = append(out, ep)

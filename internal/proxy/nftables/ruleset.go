@@ -44,6 +44,10 @@ type container struct {
 	typ    string
 	typeOf string
 	flags  []knftables.SetFlag
+	// key and value lay out the elements of a container whose elements
+	// go over netlink (Elements); nil key: elements go through knftables
+	// with the rest (the small interval sets).
+	key, value []field
 }
 
 // The `numgen random mod 2` in a typeof key only declares the key's type;
@@ -54,19 +58,28 @@ type container struct {
 // protocols specified: ip vs. th"), which breaks every later transaction
 // that references it.
 var containers = []container{
-	{name: mapDispatch, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict"},
-	{name: mapBackends, isMap: true, typeOf: "ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport"},
-	{name: mapNodePorts, isMap: true, typ: "inet_proto . inet_service : verdict"},
-	{name: mapNodePortBackends, isMap: true, typeOf: "meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport"},
-	{name: mapNoEndpoints, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict"},
-	{name: mapNodePortNoEndpoints, isMap: true, typ: "inet_proto . inet_service : verdict"},
-	{name: setServicePorts, typ: "ipv4_addr . inet_proto . inet_service"},
+	{name: mapDispatch, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict",
+		key: []field{fieldAddr, fieldProto, fieldPort}, value: []field{fieldVerdict}},
+	{name: mapBackends, isMap: true, typeOf: "ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport",
+		key: []field{fieldAddr, fieldProto, fieldPort, fieldSlot}, value: []field{fieldAddr, fieldPort}},
+	{name: mapNodePorts, isMap: true, typ: "inet_proto . inet_service : verdict",
+		key: []field{fieldProto, fieldPort}, value: []field{fieldVerdict}},
+	{name: mapNodePortBackends, isMap: true, typeOf: "meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport",
+		key: []field{fieldProto, fieldPort, fieldSlot}, value: []field{fieldAddr, fieldPort}},
+	{name: mapNoEndpoints, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict",
+		key: []field{fieldAddr, fieldProto, fieldPort}, value: []field{fieldVerdict}},
+	{name: mapNodePortNoEndpoints, isMap: true, typ: "inet_proto . inet_service : verdict",
+		key: []field{fieldProto, fieldPort}, value: []field{fieldVerdict}},
+	{name: setServicePorts, typ: "ipv4_addr . inet_proto . inet_service", key: []field{fieldAddr, fieldProto, fieldPort}},
 	{name: setServiceCIDRs, typ: "ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
-	{name: setNodeIPs, typ: "ipv4_addr"},
-	{name: setHairpin, typ: "ipv4_addr . ipv4_addr"},
-	{name: setSourceFiltered, typ: "ipv4_addr . inet_proto . inet_service"},
+	{name: setNodeIPs, typ: "ipv4_addr", key: []field{fieldAddr}},
+	{name: setHairpin, typ: "ipv4_addr . ipv4_addr", key: []field{fieldAddr, fieldAddr}},
+	{name: setSourceFiltered, typ: "ipv4_addr . inet_proto . inet_service", key: []field{fieldAddr, fieldProto, fieldPort}},
 	{name: setSourceAllowed, typ: "ipv4_addr . inet_proto . inet_service . ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
 }
+
+// viaNetlink says whether c's elements are written through Elements.
+func (c container) viaNetlink() bool { return c.key != nil }
 
 func (c container) object() knftables.Object {
 	if c.isMap {
@@ -189,10 +202,18 @@ func (c container) elementOf(key, value string) *knftables.Element {
 }
 
 func byName(name string) container {
+	c, ok := lookup(name)
+	if !ok {
+		panic("nftables: unknown container " + name)
+	}
+	return c
+}
+
+func lookup(name string) (container, bool) {
 	for _, c := range containers {
 		if c.name == name {
-			return c
+			return c, true
 		}
 	}
-	panic("nftables: unknown container " + name)
+	return container{}, false
 }

@@ -1,0 +1,109 @@
+//go:build linux
+
+package nftables
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// slot is how the kernel's numgen writes n: a host-order register.
+func slot(n uint32) []byte { return binary.NativeEndian.AppendUint32(nil, n) }
+
+func TestElementCodec(t *testing.T) {
+	tests := []struct {
+		container, key, value string
+		wantKey, wantVal      []byte
+		wantVerdict           *expr.Verdict
+	}{{
+		container: mapBackends, key: "10.96.0.10 . tcp . 80 . 1", value: "10.244.1.2 . 8080",
+		wantKey: slices.Concat([]byte{10, 96, 0, 10}, []byte{6, 0, 0, 0}, []byte{0, 80, 0, 0}, slot(1)),
+		wantVal: []byte{10, 244, 1, 2, 0x1f, 0x90, 0, 0},
+	}, {
+		container: mapNodePortBackends, key: "sctp . 30082 . 9", value: "10.244.2.9 . 80",
+		wantKey: slices.Concat([]byte{132, 0, 0, 0}, []byte{0x75, 0x82, 0, 0}, slot(9)),
+		wantVal: []byte{10, 244, 2, 9, 0, 80, 0, 0},
+	}, {
+		container: mapDispatch, key: "10.96.0.53 . udp . 53", value: "goto pick3",
+		wantKey:     []byte{10, 96, 0, 53, 17, 0, 0, 0, 0, 53, 0, 0},
+		wantVerdict: &expr.Verdict{Kind: expr.VerdictGoto, Chain: "pick3"},
+	}, {
+		container: mapNodePortNoEndpoints, key: "tcp . 30081", value: "drop",
+		wantKey:     []byte{6, 0, 0, 0, 0x75, 0x81, 0, 0},
+		wantVerdict: &expr.Verdict{Kind: expr.VerdictDrop},
+	}, {
+		container: setHairpin, key: "10.244.1.5 . 10.244.1.5",
+		wantKey: []byte{10, 244, 1, 5, 10, 244, 1, 5},
+	}, {
+		container: setNodeIPs, key: "192.168.1.10",
+		wantKey: []byte{192, 168, 1, 10},
+	}, {
+		container: setServicePorts, key: "10.96.0.20 . 41 . 9090", // a protocol without a name
+		wantKey: []byte{10, 96, 0, 20, 41, 0, 0, 0, 0x23, 0x82, 0, 0},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.container+" "+tt.key, func(t *testing.T) {
+			c := byName(tt.container)
+			e, err := encodeElement(c, ElementOp{Container: tt.container, Key: tt.key, Value: tt.value})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(e.Key, tt.wantKey) || !slices.Equal(e.Val, tt.wantVal) {
+				t.Errorf("encoded key %v value %v, want %v %v", e.Key, e.Val, tt.wantKey, tt.wantVal)
+			}
+			if (e.VerdictData == nil) != (tt.wantVerdict == nil) || e.VerdictData != nil && *e.VerdictData != *tt.wantVerdict {
+				t.Errorf("verdict %+v, want %+v", e.VerdictData, tt.wantVerdict)
+			}
+			// Back: a verdict comes from the kernel as NFTA_DATA_VERDICT
+			// attributes.
+			if e.VerdictData != nil {
+				attrs := []netlink.Attribute{{Type: unix.NFTA_VERDICT_CODE, Data: binary.BigEndian.AppendUint32(nil, uint32(e.VerdictData.Kind))}}
+				if e.VerdictData.Chain != "" {
+					attrs = append(attrs, netlink.Attribute{Type: unix.NFTA_VERDICT_CHAIN, Data: []byte(e.VerdictData.Chain + "\x00")})
+				}
+				if e.Val, err = netlink.MarshalAttributes(attrs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			key, value, err := decodeElement(c, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key != tt.key || value != tt.value {
+				t.Errorf("decoded %q : %q, want %q : %q", key, value, tt.key, tt.value)
+			}
+		})
+	}
+	// Deletions carry the key only.
+	e, err := encodeElement(byName(mapDispatch), ElementOp{Delete: true, Container: mapDispatch, Key: "10.96.0.53 . udp . 53", Value: "goto pick3"})
+	if err != nil || e.VerdictData != nil || e.Val != nil {
+		t.Errorf("deletion encoded as %+v, %v; want the key only", e, err)
+	}
+}
+
+func TestElementCodecRejects(t *testing.T) {
+	for _, tt := range []struct{ container, key, value string }{
+		{mapBackends, "10.96.0.10 . tcp . 80", "10.244.1.2 . 8080"},        // a part short
+		{mapBackends, "10.96.0.10 . tcp . 80 . x", "10.244.1.2 . 8080"},    // slot
+		{mapBackends, "10.96.0.10 . tcp . 70000 . 1", "10.244.1.2 . 8080"}, // port
+		{mapBackends, "fd00::1 . tcp . 80 . 1", "10.244.1.2 . 8080"},       // IPv6 in an ip table
+		{mapDispatch, "10.96.0.10 . bogus . 80", "goto pick1"},
+		{mapDispatch, "10.96.0.10 . tcp . 80", "goto"},
+		{mapDispatch, "10.96.0.10 . tcp . 80", "drop pick1"},
+		{mapDispatch, "10.96.0.10 . tcp . 80", "dnat"},
+	} {
+		_, err := encodeElement(byName(tt.container), ElementOp{Container: tt.container, Key: tt.key, Value: tt.value})
+		if !errors.Is(err, errBadElement) {
+			t.Errorf("%s { %s : %s }: %v, want errBadElement", tt.container, tt.key, tt.value, err)
+		}
+	}
+	if _, err := decodeData(byName(mapBackends).key, make([]byte, 12)); !errors.Is(err, errBadElement) {
+		t.Errorf("decoding 12 bytes as a 16-byte key: %v, want errBadElement", err)
+	}
+}
