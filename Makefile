@@ -17,7 +17,7 @@ LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMinor=37 \
 	-X github.com/portal-net/portal/internal/version.Version=$(PORTAL_VERSION)
 # Packages whose code runs goroutines concurrently: tested with -race.
-RACE_PKGS := ./internal/allocator/... ./internal/storage/... ./internal/registry/... ./internal/printers/... ./internal/apiserver/... ./internal/controller/... ./internal/controllermanager/... ./internal/scheduler/... ./internal/apitest/... ./internal/agent/... ./internal/podruntime/... ./internal/shimcmd/... ./internal/sys/conntrack/... ./internal/proxy ./internal/proxy/runner ./internal/proxy/healthcheck
+RACE_PKGS := ./internal/allocator/... ./internal/storage/... ./internal/registry/... ./internal/printers/... ./internal/apiserver/... ./internal/controller/... ./internal/controllermanager/... ./internal/scheduler/... ./internal/apitest/... ./internal/agent/... ./internal/podruntime/... ./internal/shimcmd/... ./internal/sys/conntrack/... ./internal/proxy ./internal/proxy/runner ./internal/proxy/healthcheck ./internal/proxy/topologykeys ./internal/proxy/nftables ./internal/proxy/iptables ./bench/proxy
 
 .PHONY: all build run test unit e2e deps vet fmt bench generate clean
 
@@ -56,6 +56,15 @@ test: build vet unit e2e
 
 bench: build
 	hack/bench.sh
+
+# Upstream kube-proxy, built from k8s.io/kubernetes in its own module
+# (bench/tools/kubeproxy, never a dependency of portal), beside portal's
+# proxy in the same run. Flags: make bench-compare BENCH_FLAGS='-services 10000'.
+.PHONY: bench-compare
+bench-compare: build
+	cd bench/tools/kubeproxy && GOFLAGS='-mod=mod -buildvcs=false' $(GO) build \
+	  -ldflags '-s -w -X k8s.io/component-base/version.gitVersion=$(K8S_VERSION)' -o ../../../$(BIN)/kube-proxy .
+	hack/bench.sh proxy -kube-proxy $(BIN)/kube-proxy $(BENCH_FLAGS)
 
 generate:
 	$(GO) run k8s.io/kube-openapi/cmd/openapi-gen@v0.0.0-20260721132016-d427ff9ee9ad --output-dir internal/apiserver/openapi \

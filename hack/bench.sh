@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the benchmarks and runs them against bin/portal (built by `make
 # build`; `make bench` does both) inside a fresh network namespace with only
-# loopback. Usage: hack/bench.sh [apiserver|controllers|agent] [flags of that
-# benchmark]; without a name all run with their defaults. See bench/README.md.
+# loopback. Usage: hack/bench.sh [apiserver|controllers|agent|proxy] [flags of
+# that benchmark]; without a name all run with their defaults. See
+# bench/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() {
@@ -10,15 +11,16 @@ run() {
 	shift
 	"${GO:-go}" build -o "bin/bench-$name" "./bench/$name"
 	local ns=(--net)
-	if [ "$name" = agent ]; then
-		# Pods make network namespaces, mounts and processes: in fresh mount
-		# and PID namespaces they all vanish with the benchmark.
+	if [ "$name" = agent ] || [ "$name" = proxy ]; then
+		# Pods (and the proxy benchmark's lab) make network namespaces,
+		# mounts and processes: in fresh mount and PID namespaces they all
+		# vanish with the benchmark.
 		ns=(--net --mount --pid --fork --mount-proc --kill-child)
 	fi
 	unshare "${ns[@]}" -- hack/in-netns.sh "bin/bench-$name" -portal "$PWD/bin/portal" "$@"
 }
 case "${1:-}" in
-apiserver | controllers | agent)
+apiserver | controllers | agent | proxy)
 	name=$1
 	shift
 	run "$name" "$@"
@@ -27,9 +29,10 @@ apiserver | controllers | agent)
 	run apiserver
 	run controllers
 	run agent
+	run proxy
 	;;
 *)
-	echo "usage: $0 [apiserver|controllers|agent] [flags]" >&2
+	echo "usage: $0 [apiserver|controllers|agent|proxy] [flags]" >&2
 	exit 2
 	;;
 esac

@@ -102,3 +102,20 @@ func Main(run func(context.Context) ([]Row, error)) {
 		os.Exit(1)
 	}
 }
+
+// Markdown writes a table with any columns: header, then one line per
+// row; empty cells print as "-".
+func Markdown(w io.Writer, header []string, rows [][]string) {
+	line := func(cells []string) {
+		fmt.Fprint(w, "|")
+		for _, c := range cells {
+			fmt.Fprintf(w, " %s |", Cell(c))
+		}
+		fmt.Fprintln(w)
+	}
+	line(header)
+	fmt.Fprintln(w, "|"+strings.Repeat("---|", len(header)))
+	for _, r := range rows {
+		line(r)
+	}
+}

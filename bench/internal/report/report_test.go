@@ -42,3 +42,12 @@ func TestRenderTable(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
 	}
 }
+
+func TestMarkdownAnyColumns(t *testing.T) {
+	var buf bytes.Buffer
+	Markdown(&buf, []string{"metric", "portal", "peer"}, [][]string{{"sync", "1 s", ""}, {"a|b", "2", "3"}})
+	want := "| metric | portal | peer |\n|---|---|---|\n| sync | 1 s | - |\n| a\\|b | 2 | 3 |\n"
+	if buf.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
