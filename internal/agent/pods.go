@@ -256,7 +256,26 @@ func (a *Agent) ensureProbing(w *podWorker, pod *corev1.Pod, sb *podruntime.Sand
 	if ips := a.podIPs(pod, sb); len(ips) > 0 {
 		ip = ips[0]
 	}
-	a.probes.ContainerStarted(pod, c.Name, ip, rs.StartedAt)
+	ready, started := reportedProbeResults(pod, c.Name, rs.StartedAt)
+	a.probes.ContainerAdopted(pod, c.Name, ip, rs.StartedAt, ready, started)
+}
+
+// reportedProbeResults is what the pod's status last said about this run
+// of the container (the one that started at startedAt): an agent restart
+// keeps a ready container ready instead of taking it out of its services
+// until the next probe.
+func reportedProbeResults(pod *corev1.Pod, name string, startedAt time.Time) (ready, started bool) {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name != name || cs.State.Running == nil {
+			continue
+		}
+		// The API keeps whole seconds.
+		if d := cs.State.Running.StartedAt.Sub(startedAt); d <= -time.Second || d >= time.Second {
+			return false, false
+		}
+		return cs.Ready, cs.Started != nil && *cs.Started
+	}
+	return false, false
 }
 
 // containerConfig resolves what the runtime needs: environment (service

@@ -98,6 +98,20 @@ func (m *Manager) Updates() <-chan Update { return m.out }
 // ContainerStarted (re)starts the probe workers of container in pod for a new
 // attempt that started at startedAt, resetting its results.
 func (m *Manager) ContainerStarted(pod *v1.Pod, container string, podIP string, startedAt time.Time) {
+	m.start(pod, container, podIP, startedAt, false, false)
+}
+
+// ContainerAdopted starts the probe workers of a container that was
+// already running when this agent started (a restart of the agent, not
+// of the container), with the results the pod's status reported for it:
+// a container that was ready stays ready until its probes say otherwise
+// (failureThreshold failures), so an agent restart never takes working
+// pods out of their services.
+func (m *Manager) ContainerAdopted(pod *v1.Pod, container string, podIP string, startedAt time.Time, wasReady, wasStarted bool) {
+	m.start(pod, container, podIP, startedAt, wasReady, wasStarted)
+}
+
+func (m *Manager) start(pod *v1.Pod, container string, podIP string, startedAt time.Time, wasReady, wasStarted bool) {
 	spec := podenv.FindContainer(pod, container)
 	key := containerKey{pod.UID, container}
 
@@ -106,13 +120,14 @@ func (m *Manager) ContainerStarted(pod *v1.Pod, container string, podIP string, 
 	if m.stopped {
 		return
 	}
-	wasReady := false
+	reported := false
 	if old := m.containers[key]; old != nil {
-		wasReady = old.ready
+		reported = old.ready
 		old.cancel()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &containerProbes{pod: pod, running: true, cancel: cancel, started: make(chan struct{})}
+	c := &containerProbes{pod: pod, running: true, cancel: cancel, started: make(chan struct{}),
+		readyResult: wasReady, startedResult: wasStarted}
 	m.containers[key] = c
 
 	var live, ready, startup *v1.Probe
@@ -120,11 +135,11 @@ func (m *Manager) ContainerStarted(pod *v1.Pod, container string, podIP string, 
 		live, ready, startup = spec.LivenessProbe, spec.ReadinessProbe, spec.StartupProbe
 	}
 	c.hasReadiness, c.hasStartup = ready != nil, startup != nil
-	if !c.hasStartup {
+	if !c.hasStartup || c.startedResult {
 		close(c.started)
 	}
 	c.ready = c.effectiveReady()
-	if c.ready != wasReady {
+	if c.ready != reported {
 		m.enqueue(Update{UID: pod.UID, Container: container, Kind: Readiness, OK: c.ready})
 	}
 
@@ -133,7 +148,7 @@ func (m *Manager) ContainerStarted(pod *v1.Pod, container string, podIP string, 
 		kind  Kind
 		probe *v1.Probe
 	}{{Startup, startup}, {Liveness, live}, {Readiness, ready}} {
-		if w.probe == nil {
+		if w.probe == nil || (w.kind == Startup && c.startedResult) {
 			continue
 		}
 		wk := &worker{m: m, key: key, c: c, kind: w.kind, probe: w.probe, target: t, startedAt: startedAt}

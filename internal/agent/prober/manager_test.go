@@ -427,3 +427,28 @@ func TestReadinessFirstSuccessWithinPeriod(t *testing.T) {
 		t.Errorf("want only the first (periodic) failure as an event, got %q", ev.messages())
 	}
 }
+
+// An agent restart adopts a container that was ready: it is ready at
+// once (no dip), and still goes unready after failureThreshold failures.
+func TestAdoptedReadyContainerStaysReady(t *testing.T) {
+	srv := newStatusServer(t, http.StatusOK)
+	m, _ := newTestManager(t, nil)
+	p := httpProbe(srv.port(t), "/healthz")
+	p.FailureThreshold = 2
+	startup := httpProbe(srv.port(t), "/healthz")
+	pod := testPod(v1.Container{Name: "app", ReadinessProbe: p, StartupProbe: startup})
+	m.ContainerAdopted(pod, "app", "127.0.0.1", time.Now().Add(-time.Minute), true, true)
+	expectUpdate(t, m, "app", Readiness, true, "")
+	if !m.Ready(testUID, "app") || !m.Started(testUID, "app") {
+		t.Fatalf("adopted ready container: Ready=%v Started=%v, want both", m.Ready(testUID, "app"), m.Started(testUID, "app"))
+	}
+	srv.code.Store(http.StatusInternalServerError)
+	expectUpdate(t, m, "app", Readiness, false, "HTTP probe failed with statuscode: 500")
+
+	// A container the status did not report ready waits for its probe.
+	m2, _ := newTestManager(t, nil)
+	m2.ContainerAdopted(pod, "app", "127.0.0.1", time.Now().Add(-time.Minute), false, true)
+	if m2.Ready(testUID, "app") {
+		t.Fatal("adopted unready container is ready before a probe")
+	}
+}
