@@ -11,7 +11,9 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/knftables"
 
+	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/healthcheck"
+	"github.com/portal-net/portal/internal/proxy/iptables"
 	"github.com/portal-net/portal/internal/proxy/nftables"
 	"github.com/portal-net/portal/internal/proxy/runner"
 	"github.com/portal-net/portal/internal/proxy/topologykeys"
@@ -24,6 +26,9 @@ import (
 // network namespace and stay when the agent stops, so services keep
 // working; the next agent replaces them in one transaction.
 func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactory, keys *topologykeys.Keys) error {
+	// Rules of the modes not in use (an earlier run in another mode) go
+	// first, so two datapaths never answer for the same service.
+	cleanupOtherModes(ctx, a.cfg.ProxyMode)
 	if a.cfg.ProxyMode == "none" {
 		return nil
 	}
@@ -60,9 +65,16 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 			return fmt.Errorf("route to the service CIDR: %w", err)
 		}
 	}
-	nft, err := knftables.New(knftables.IPv4Family, nftables.TableName, knftables.UseNetlink)
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+	var datapath dataplane.Interface
+	switch a.cfg.ProxyMode {
+	case "iptables":
+		datapath = iptables.New(iptables.Options{})
+	default:
+		nft, err := knftables.New(knftables.IPv4Family, nftables.TableName, knftables.UseNetlink)
+		if err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
+		datapath = nftables.New(nft)
 	}
 	metrics := healthcheck.NewMetrics()
 	health := healthcheck.NewProxyHealth(healthcheck.ProxyHealthConfig{SyncPeriod: a.cfg.ProxySyncPeriod, Metrics: metrics})
@@ -92,7 +104,7 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		TopologyKeys:  keys.For,
 		SyncPeriod:    a.cfg.ProxySyncPeriod,
 		MinSyncPeriod: a.cfg.ProxyMinSyncPeriod,
-		Datapath:      nftables.New(nft),
+		Datapath:      datapath,
 		Conntrack:     conntrack.New(),
 		Health:        health,
 		ServiceHealth: serviceHealth,
@@ -109,6 +121,30 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		r.Run(ctx)
 	}()
 	return nil
+}
+
+// cleanupOtherModes removes what the datapaths other than mode left on
+// this node. Failures are logged: a host without iptables, say, has
+// nothing of ours to clean.
+func cleanupOtherModes(ctx context.Context, mode string) {
+	if mode != "nftables" {
+		nft, err := knftables.New(knftables.IPv4Family, nftables.TableName, knftables.UseNetlink)
+		if err == nil {
+			tx := nft.NewTransaction()
+			tx.Delete(&knftables.Table{})
+			err = nft.Run(ctx, tx)
+		}
+		if err != nil && !knftables.IsNotFound(err) {
+			klog.V(2).InfoS("No nftables proxy rules removed", "table", nftables.TableName, "err", err)
+		} else if err == nil {
+			klog.InfoS("Removed the nftables proxy rules of an earlier run", "table", nftables.TableName)
+		}
+	}
+	if mode != "iptables" {
+		if err := iptables.New(iptables.Options{}).Cleanup(ctx); err != nil {
+			klog.V(2).InfoS("No iptables proxy rules removed", "err", err)
+		}
+	}
 }
 
 func waitSynced(ctx context.Context, f informers.SharedInformerFactory) bool {

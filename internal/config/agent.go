@@ -63,8 +63,8 @@ type Agent struct {
 	CrashBackoffInitial time.Duration
 	CrashBackoffMax     time.Duration
 
-	// ProxyMode is the service proxy datapath: "nftables" (default) or
-	// "none" (no service proxy on this node).
+	// ProxyMode is the service proxy datapath: "nftables" (default),
+	// "iptables", or "none" (no service proxy on this node).
 	ProxyMode string
 	// ServiceCIDR and ClusterCIDR are the cluster's service and pod ranges
 	// (the proxy rejects unallocated service addresses and masquerades
@@ -152,8 +152,8 @@ func (a *Agent) Validate() error {
 	if a.ProxyOnly && a.ProxyMode == "none" {
 		errs = append(errs, errors.New("--proxy-only needs a --proxy-mode other than none"))
 	}
-	if a.ProxyMode != "nftables" && a.ProxyMode != "none" {
-		errs = append(errs, fmt.Errorf("--proxy-mode %q: want nftables or none", a.ProxyMode))
+	if a.ProxyMode != "nftables" && a.ProxyMode != "iptables" && a.ProxyMode != "none" {
+		errs = append(errs, fmt.Errorf("--proxy-mode %q: want nftables, iptables or none", a.ProxyMode))
 	}
 	for flag, v := range map[string]string{"--service-cidr": a.ServiceCIDR, "--cluster-cidr": a.ClusterCIDR} {
 		if _, _, err := net.ParseCIDR(v); err != nil {

@@ -168,13 +168,13 @@ func writeFile(t *testing.T, content string) string {
 
 // startUp runs `portal up`: server, controllers and this namespace as the
 // node, with the agent's files under the test's directories.
-func startUp(t *testing.T) *server {
+func startUp(t *testing.T, extra ...string) *server {
 	t.Helper()
 	requirePortal(t)
 	p := freePorts(t, 4)
 	s := &server{t: t, dir: t.TempDir(), port: p[0], etcdPort: p[1], peerPort: p[2], mode: "up"}
 	run := t.TempDir()
-	s.extra = []string{"--agent-port", fmt.Sprint(p[3]), "--run-dir", run, "--node-name", "node-1"}
+	s.extra = append([]string{"--agent-port", fmt.Sprint(p[3]), "--run-dir", run, "--node-name", "node-1"}, extra...)
 	s.start()
 	t.Cleanup(func() {
 		s.stop()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,4 +175,76 @@ endpoints: [{addresses: ["192.0.2.10"], nodeName: proxy-node, conditions: {ready
 	if out, _, _ := s.kubectl("get", "nodes", "-o", "name"); strings.Contains(out, "proxy-node") {
 		t.Errorf("a proxy-only agent registered a node:\n%s\n%s", out, a.log.String())
 	}
+}
+
+// --proxy-mode iptables serves seed 001's service as nftables mode does;
+// switching the node back to nftables removes every iptables rule of
+// ours, and the service keeps answering.
+func TestProxyIptablesMode(t *testing.T) {
+	s := startUp(t, "--proxy-mode", "iptables")
+	c := s.client()
+	waitNodeReady(t, c, "node-1", s.log.String)
+	s.mustKubectl("apply", "-f", examples("seed001-services.yaml"))
+	s.mustKubectl("apply", "-f", examples("seed001-deployment.yaml"))
+	if out, errOut, err := s.kubectl("rollout", "status", "deployment/example-app-deployment", "--timeout=60s"); err != nil {
+		t.Fatalf("rollout status: %v\n%s%s", err, out, errOut)
+	}
+	names := map[string]bool{}
+	for _, p := range runningPods(t, c, "default", "app=example-app") {
+		names[p.Name] = true
+	}
+	ip := strings.TrimSpace(s.mustKubectl("get", "svc", "example-app", "-o", "jsonpath={.spec.clusterIP}"))
+	nodePort := strings.TrimSpace(s.mustKubectl("get", "svc", "example-app", "-o", "jsonpath={.spec.ports[0].nodePort}"))
+	mysql := strings.TrimSpace(s.mustKubectl("get", "svc", "mysql-service", "-o", "jsonpath={.spec.clusterIP}"))
+	url := "http://" + net.JoinHostPort(ip, "3000") + "/hostname"
+	spread := func(what string) {
+		t.Helper()
+		waitFor(t, 15*time.Second, what+": ClusterIP answers", func() bool {
+			got, err := httpGet(url)
+			return err == nil && names[got]
+		})
+		seen := map[string]int{}
+		for i := 0; i < 60; i++ {
+			got, err := httpGet(url)
+			if err != nil || !names[got] {
+				t.Fatalf("%s: request %d: %q %v\n%s", what, i, got, err, lastLines(s.log.String(), 30))
+			}
+			seen[got]++
+		}
+		if len(seen) != 3 {
+			t.Errorf("%s: 60 requests reached %d of 3 pods: %v", what, len(seen), seen)
+		}
+		if got, err := httpGet("http://" + net.JoinHostPort("192.0.2.10", nodePort) + "/hostname"); err != nil || !names[got] {
+			t.Errorf("%s: NodePort %s: %q %v", what, nodePort, got, err)
+		}
+		start := time.Now()
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(mysql, "3306"), 3*time.Second)
+		if err == nil {
+			conn.Close()
+			t.Errorf("%s: a service without endpoints accepted a connection", what)
+		} else if took := time.Since(start); took > 500*time.Millisecond || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("%s: service without endpoints: %v after %v, want refused at once", what, err, took)
+		}
+	}
+	spread("iptables mode")
+	if out, err := exec.Command("iptables-save", "-t", "nat").CombinedOutput(); err != nil || !strings.Contains(string(out), "PORTAL-") {
+		t.Errorf("iptables mode left no PORTAL- chains in nat: %v\n%s", err, out)
+	}
+	if err := exec.Command("nft", "list", "table", "ip", "portal-proxy").Run(); err == nil {
+		t.Error("iptables mode: the nftables table portal-proxy exists")
+	}
+
+	// The same node in nftables mode: the other mode's rules go.
+	s.stop()
+	for i, a := range s.extra {
+		if a == "iptables" {
+			s.extra[i] = "nftables"
+		}
+	}
+	s.start()
+	waitFor(t, 30*time.Second, "iptables rules removed after switching to nftables", func() bool {
+		out, err := exec.Command("iptables-save").CombinedOutput()
+		return err == nil && !strings.Contains(string(out), "PORTAL-")
+	})
+	spread("nftables mode after iptables")
 }
