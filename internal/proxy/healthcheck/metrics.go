@@ -2,7 +2,9 @@ package healthcheck
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -132,5 +134,18 @@ func (m *Metrics) Run(ctx context.Context, address string) error {
 	if address == "" {
 		address = DefaultMetricsBindAddress
 	}
-	return Serve(ctx, address, m.Handler())
+	h := m.Handler()
+	if host, _, err := net.SplitHostPort(address); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			// Go profiles too, but only where nobody else can reach them.
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			h = mux
+		}
+	}
+	return Serve(ctx, address, h)
 }
