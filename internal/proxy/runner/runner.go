@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -58,6 +60,15 @@ type Runner struct {
 	// partial state, breaking services and flows that are fine.
 	handled []cache.InformerSynced
 
+	// nodesChanged: a Node's labels changed since the last sync, so every
+	// service port's endpoint selection (topology) is redone.
+	nodesChanged atomic.Bool
+	// ports caches each service port's datapath form from the last sync
+	// and order lists their names sorted by key; a partial sync rebuilds
+	// only the service ports that changed. Only syncOnce touches them.
+	ports map[proxy.ServicePortName]cachedPort
+	order []proxy.ServicePortName
+
 	mu       sync.Mutex
 	lastSync time.Time
 	// partial: the datapath holds our last state, so its next sync is a
@@ -96,8 +107,10 @@ func New(cfg Config, f informers.SharedInformerFactory) (*Runner, error) {
 	r.handled = append(r.handled, reg.HasSynced)
 	// Node labels feed topology (zone of this node, topologyKeys).
 	reg, err = f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { r.changed(true) },
-		UpdateFunc: func(o, n any) { r.changed(nodeLabelsChanged(o, n)) },
+		AddFunc: func(any) { r.nodeChanged(true) },
+		UpdateFunc: func(o, n any) {
+			r.nodeChanged(nodeLabelsChanged(o, n))
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -126,6 +139,13 @@ func nodeLabelsChanged(o, n any) bool {
 	a, ok1 := o.(*v1.Node)
 	b, ok2 := n.(*v1.Node)
 	return !ok1 || !ok2 || !labels.Equals(a.Labels, b.Labels)
+}
+
+func (r *Runner) nodeChanged(changed bool) {
+	if changed {
+		r.nodesChanged.Store(true)
+		r.changed(true)
+	}
 }
 
 func (r *Runner) changed(pending bool) {
@@ -185,7 +205,7 @@ func (r *Runner) last() time.Time {
 func (r *Runner) syncOnce(ctx context.Context, full bool) {
 	start := time.Now()
 	ch := r.tracker.Take()
-	state := r.desired(ch)
+	state := r.desired(ch, full || r.nodesChanged.Swap(false))
 	apply := r.cfg.Datapath.Sync
 	if full {
 		apply = r.cfg.Datapath.FullSync
@@ -213,57 +233,98 @@ func (r *Runner) syncOnce(ctx context.Context, full bool) {
 	klog.V(4).InfoS("Proxy rules synced", "services", len(state.Services), "took", time.Since(start))
 }
 
-// desired builds the datapath state for this node from the model.
-func (r *Runner) desired(ch proxy.Changes) dataplane.State {
+type cachedPort struct {
+	key string // name.String(), the sort key
+	sp  dataplane.ServicePort
+	ok  bool // false: nothing to program (no IPv4 cluster IP)
+}
+
+// desired builds the datapath state for this node from the model. With
+// all (the first and every full sync, and after a node's labels changed)
+// it selects the endpoints of every service port; otherwise only of the
+// ones that changed, reusing the rest from the last sync. Service ports
+// are in name order, so a duplicate frontend goes to the same one every
+// time.
+func (r *Runner) desired(ch proxy.Changes, all bool) dataplane.State {
 	node := proxy.NodeInfo{Name: r.cfg.NodeName, NodeLabels: r.nodeLabels}
 	if n, err := r.nodes.Get(r.cfg.NodeName); err == nil {
 		node.Labels = n.Labels
 		node.Zone = n.Labels[v1.LabelTopologyZone]
 	}
-	s := dataplane.State{ServiceCIDRs: r.cfg.ServiceCIDRs, PodCIDR: r.cfg.ClusterCIDR, NodeIPs: r.cfg.NodeIPs}
-	names := make([]proxy.ServicePortName, 0, len(ch.Services))
-	for n := range ch.Services {
-		names = append(names, n)
+	if all || r.ports == nil {
+		r.ports = make(map[proxy.ServicePortName]cachedPort, len(ch.Services))
+		r.order = make([]proxy.ServicePortName, 0, len(ch.Services))
+		for name, sp := range ch.Services {
+			r.ports[name] = buildPort(name, sp, ch.Endpoints[name], node)
+			r.order = append(r.order, name)
+		}
+		sort.Slice(r.order, func(i, j int) bool { return r.ports[r.order[i]].key < r.ports[r.order[j]].key })
+	} else {
+		for name := range ch.Changed {
+			r.updatePort(name, ch, node)
+		}
 	}
-	sort.Slice(names, func(i, j int) bool { return names[i].String() < names[j].String() })
-	for _, name := range names {
-		sp := ch.Services[name]
-		sel := proxy.Select(sp, ch.Endpoints[name], node)
-		out := dataplane.ServicePort{
-			Name:              name.String(),
-			Protocol:          strings.ToLower(string(sp.Protocol)),
-			Port:              uint16(sp.Port),
-			NodePort:          uint16(sp.NodePort),
-			ExternalLocal:     sp.ExternalPolicyLocal,
-			Endpoints:         addrPorts(sel.Cluster),
-			ExternalEndpoints: addrPorts(sel.External),
-			ClusterDrop:       !sel.ClusterReject,
-			ExternalDrop:      !sel.ExternalReject,
-			SourceRanges:      v4Prefixes(sp.LoadBalancerSourceRanges),
-			Affinity:          sp.SessionAffinityClientIP,
-			AffinityTimeout:   time.Duration(sp.StickyMaxAgeSeconds) * time.Second,
+	s := dataplane.State{ServiceCIDRs: r.cfg.ServiceCIDRs, PodCIDR: r.cfg.ClusterCIDR, NodeIPs: r.cfg.NodeIPs,
+		Services: make([]dataplane.ServicePort, 0, len(r.order))}
+	for _, name := range r.order {
+		if c := r.ports[name]; c.ok {
+			s.Services = append(s.Services, c.sp)
 		}
-		for _, ip := range sp.ClusterIPs {
-			if ip.Is4() {
-				out.VIPs = append(out.VIPs, ip)
-			}
-		}
-		for _, ip := range sp.ExternalIPs {
-			if ip.Is4() {
-				out.External = append(out.External, ip)
-			}
-		}
-		for _, in := range sp.LoadBalancerIngress {
-			if in.IP.Is4() && in.Mode != v1.LoadBalancerIPModeProxy {
-				out.LoadBalancerIPs = append(out.LoadBalancerIPs, in.IP)
-			}
-		}
-		if len(out.VIPs) == 0 {
-			continue
-		}
-		s.Services = append(s.Services, out)
 	}
 	return s
+}
+
+// updatePort rebuilds one cached service port, keeping r.order sorted.
+func (r *Runner) updatePort(name proxy.ServicePortName, ch proxy.Changes, node proxy.NodeInfo) {
+	sp, exists := ch.Services[name]
+	_, cached := r.ports[name]
+	key := name.String()
+	at := sort.Search(len(r.order), func(i int) bool { return r.ports[r.order[i]].key >= key })
+	switch {
+	case exists:
+		r.ports[name] = buildPort(name, sp, ch.Endpoints[name], node)
+		if !cached {
+			r.order = slices.Insert(r.order, at, name)
+		}
+	case cached:
+		delete(r.ports, name)
+		r.order = slices.Delete(r.order, at, at+1)
+	}
+}
+
+// buildPort is one service port's datapath form on this node.
+func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) cachedPort {
+	sel := proxy.Select(sp, eps, node)
+	out := dataplane.ServicePort{
+		Name:              name.String(),
+		Protocol:          strings.ToLower(string(sp.Protocol)),
+		Port:              uint16(sp.Port),
+		NodePort:          uint16(sp.NodePort),
+		ExternalLocal:     sp.ExternalPolicyLocal,
+		Endpoints:         addrPorts(sel.Cluster),
+		ExternalEndpoints: addrPorts(sel.External),
+		ClusterDrop:       !sel.ClusterReject,
+		ExternalDrop:      !sel.ExternalReject,
+		SourceRanges:      v4Prefixes(sp.LoadBalancerSourceRanges),
+		Affinity:          sp.SessionAffinityClientIP,
+		AffinityTimeout:   time.Duration(sp.StickyMaxAgeSeconds) * time.Second,
+	}
+	for _, ip := range sp.ClusterIPs {
+		if ip.Is4() {
+			out.VIPs = append(out.VIPs, ip)
+		}
+	}
+	for _, ip := range sp.ExternalIPs {
+		if ip.Is4() {
+			out.External = append(out.External, ip)
+		}
+	}
+	for _, in := range sp.LoadBalancerIngress {
+		if in.IP.Is4() && in.Mode != v1.LoadBalancerIPModeProxy {
+			out.LoadBalancerIPs = append(out.LoadBalancerIPs, in.IP)
+		}
+	}
+	return cachedPort{key: out.Name, sp: out, ok: len(out.VIPs) > 0}
 }
 
 func v4Prefixes(ps []netip.Prefix) []netip.Prefix {

@@ -2,7 +2,10 @@ package runner
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -137,5 +140,49 @@ func TestRunnerSyncsModelToDatapath(t *testing.T) {
 	}
 	if len(ct.Flows()) != 0 {
 		t.Errorf("stale UDP flow to the vanished DNS pod kept: %+v", ct.Flows())
+	}
+}
+
+// A partial sync rebuilds only the service ports that changed; whatever
+// the sequence of changes, its state is the one a full rebuild gives.
+func TestPartialStateMatchesFull(t *testing.T) {
+	f := informers.NewSharedInformerFactory(fake.NewSimpleClientset(), 0)
+	r, err := New(Config{NodeName: "node-1", SyncPeriod: time.Hour, Datapath: &recorder{}}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	svcs := map[string]*v1.Service{}
+	slices := map[string]*discoveryv1.EndpointSlice{}
+	for step := range 400 {
+		name := fmt.Sprintf("s%d", rnd.IntN(30))
+		switch op := rnd.IntN(5); {
+		case op == 0 && svcs[name] != nil:
+			r.tracker.Services.Update(svcs[name], nil)
+			delete(svcs, name)
+		case op <= 2:
+			proto := []v1.Protocol{v1.ProtocolTCP, v1.ProtocolUDP}[rnd.IntN(2)]
+			s := service(name, fmt.Sprintf("10.96.0.%d", rnd.IntN(40)), proto, int32(80+rnd.IntN(3)))
+			r.tracker.Services.Update(svcs[name], s)
+			svcs[name] = s
+		default:
+			var ips []string
+			for range rnd.IntN(4) {
+				ips = append(ips, fmt.Sprintf("10.42.0.%d", 2+rnd.IntN(20)))
+			}
+			proto := v1.ProtocolTCP
+			if svcs[name] != nil {
+				proto = svcs[name].Spec.Ports[0].Protocol
+			}
+			sl := slice(name, proto, 8080, ips...)
+			r.tracker.Endpoints.Update(slices[name], sl)
+			slices[name] = sl
+		}
+		ch := r.tracker.Take()
+		got := r.desired(ch, false)
+		want := (&Runner{cfg: r.cfg, nodes: r.nodes}).desired(ch, true)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d: partial state\n%+v\nfull state\n%+v", step, got, want)
+		}
 	}
 }
