@@ -128,9 +128,9 @@ func TestAffinityDelta(t *testing.T) {
 		name:   "affinity off: back to the shared pick chain",
 		change: func(s *dataplane.State) { s.Services[1].Affinity = false },
 		want: []string{
-			"add element " + tbl + "dispatch { 10.96.0.60 . tcp . 80 : goto pick2 }",
-			"add element " + tbl + "backends { 10.96.0.60 . tcp . 80 . 0 : 10.244.1.2 . 8080 }",
-			"add element " + tbl + "nodeports { tcp . 30060 : goto np-pick2 }",
+			"add element " + tbl + "dispatch { 10.96.0.60 . tcp . 80 : goto pick-tcp-2 }",
+			"add element " + tbl + "backends-tcp { 10.96.0.60 . tcp . 80 . 0 : 10.244.1.2 . 8080 }",
+			"add element " + tbl + "nodeports { tcp . 30060 : goto np-pick-tcp-2 }",
 			"delete chain " + tbl + chain,
 			"delete set " + tbl + setA,
 			"delete set " + tbl + setB,
@@ -197,7 +197,7 @@ func TestAffinityDelta(t *testing.T) {
 		tx := nft.last(t)
 		for _, w := range []string{"add chain " + tbl + chain, "add set " + tbl + setA + " { type ipv4_addr ; flags dynamic,timeout ; }",
 			"add element " + tbl + "dispatch { 10.96.0.60 . tcp . 80 : goto " + chain + " }",
-			"delete element " + tbl + "backends { 10.96.0.60 . tcp . 80 . 1 }"} {
+			"delete element " + tbl + "backends-tcp { 10.96.0.60 . tcp . 80 . 1 }"} {
 			if !slices.Contains(tx, w) {
 				t.Errorf("delta lacks %q:\n%s", w, strings.Join(tx, "\n"))
 			}

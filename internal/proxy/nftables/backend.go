@@ -138,10 +138,13 @@ func (b *Backend) full(ctx context.Context, want *ruleset) error {
 	// Sets (stale affinity ones) only when the table exists, which its
 	// base chains show: knftables' netlink mode reports a missing table
 	// here as an unwrapped error, not as IsNotFound.
-	var sets []string
+	var sets, maps []string
 	if len(existing) > 0 {
 		if sets, err = b.nft.List(ctx, "sets"); err != nil && !knftables.IsNotFound(err) {
 			return fmt.Errorf("nftables: list sets: %w", err)
+		}
+		if maps, err = b.nft.List(ctx, "maps"); err != nil && !knftables.IsNotFound(err) {
+			return fmt.Errorf("nftables: list maps: %w", err)
 		}
 	}
 	tx := b.nft.NewTransaction()
@@ -157,13 +160,13 @@ func (b *Backend) full(ctx context.Context, want *ruleset) error {
 		if err := b.nft.Run(ctx, tx); err != nil {
 			return fmt.Errorf("nftables: full sync: recreate table: %w", err)
 		}
-		existing, sets = nil, nil
+		existing, sets, maps = nil, nil, nil
 	}
 	if err := b.el.Apply(ctx, replaceOps(want)); err != nil {
 		return fmt.Errorf("nftables: full sync: %w", err)
 	}
 	tx = b.nft.NewTransaction()
-	cleanupTx(tx, want, existing, sets)
+	cleanupTx(tx, want, existing, sets, maps)
 	if err := b.run(ctx, tx); err != nil {
 		return fmt.Errorf("nftables: full sync: delete stale chains: %w", err)
 	}
@@ -269,9 +272,13 @@ func structureTx(tx *knftables.Transaction, want *ruleset) {
 }
 
 // cleanupTx is step 3 of a full sync: chains and affinity sets of an
-// earlier run that want does not have. Their rules go with them; the
-// chains go before the sets their rules refer to.
-func cleanupTx(tx *knftables.Transaction, want *ruleset, existing, existingSets []string) {
+// earlier run that want does not have, and sets and maps this version no
+// longer declares (an older layout's, e.g. the single "backends" map
+// before there was one per protocol: step 1 added the new containers
+// beside them and step 2 moved every element over, so an upgrade needs no
+// recreated table). Their rules go with them; the chains go before the
+// sets their rules refer to.
+func cleanupTx(tx *knftables.Transaction, want *ruleset, existing, existingSets, existingMaps []string) {
 	keep := map[string]bool{}
 	for _, c := range baseChains {
 		keep[c.name] = true
@@ -291,8 +298,15 @@ func cleanupTx(tx *knftables.Transaction, want *ruleset, existing, existingSets 
 	}
 	slices.Sort(existingSets)
 	for _, name := range existingSets {
-		if strings.HasPrefix(name, affPrefix) && !want.sets[name] {
-			tx.Delete(&knftables.Set{Name: name})
+		if _, ours := lookup(name); ours || want.sets[name] {
+			continue
+		}
+		tx.Delete(&knftables.Set{Name: name})
+	}
+	slices.Sort(existingMaps)
+	for _, name := range existingMaps {
+		if _, ours := lookup(name); !ours {
+			tx.Delete(&knftables.Map{Name: name})
 		}
 	}
 }

@@ -252,11 +252,11 @@ func TestRestartFullSyncNeverEmptiesTheTable(t *testing.T) {
 		return i
 	}
 	flushDispatch := index("flush map ip portal-proxy dispatch")
-	addDispatch := index("add element ip portal-proxy dispatch { 10.96.0.10 . tcp . 80 : goto pick2 }")
-	delPick3 := index("delete chain ip portal-proxy pick3")
-	index("flush chain ip portal-proxy pick2")
+	addDispatch := index("add element ip portal-proxy dispatch { 10.96.0.10 . tcp . 80 : goto pick-tcp-2 }")
+	delPick3 := index("delete chain ip portal-proxy pick-udp-3")
+	index("flush chain ip portal-proxy pick-tcp-2")
 	if !(flushDispatch < addDispatch && addDispatch < delPick3) {
-		t.Errorf("order: flush dispatch %d, refill %d, delete pick3 %d; want them in that order", flushDispatch, addDispatch, delPick3)
+		t.Errorf("order: flush dispatch %d, refill %d, delete pick-udp-3 %d; want them in that order", flushDispatch, addDispatch, delPick3)
 	}
 	for _, l := range lines {
 		if strings.HasPrefix(l, "delete table") || strings.HasPrefix(l, "flush table") {
@@ -276,8 +276,8 @@ func TestRestartFullSyncNeverEmptiesTheTable(t *testing.T) {
 			picks = append(picks, c)
 		}
 	}
-	if slices.Sort(picks); !slices.Equal(picks, []string{"pick2"}) {
-		t.Errorf("pick chains after restart = %v, want [pick2]", picks)
+	if slices.Sort(picks); !slices.Equal(picks, []string{"pick-tcp-2"}) {
+		t.Errorf("pick chains after restart = %v, want [pick-tcp-2]", picks)
 	}
 	fresh := newRecorder()
 	if err := fresh.backend().Sync(ctx, s); err != nil {
@@ -298,8 +298,8 @@ func TestFullSyncRepairsElements(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := nft.el.Apply(ctx, []nftables.ElementOp{
-		{Delete: true, Container: "backends", Key: "10.96.0.10 . tcp . 80 . 1"},
-		{Container: "backends", Key: "10.96.0.10 . tcp . 80 . 1", Value: "10.244.66.66 . 1"},
+		{Delete: true, Container: "backends-tcp", Key: "10.96.0.10 . tcp . 80 . 1"},
+		{Container: "backends-tcp", Key: "10.96.0.10 . tcp . 80 . 1", Value: "10.244.66.66 . 1"},
 		{Container: "service-ports", Key: "10.96.9.9 . tcp . 1"},
 		{Delete: true, Container: "hairpin", Key: "10.244.1.2 . 10.244.1.2"},
 	}); err != nil {
@@ -330,7 +330,7 @@ func TestPickChainsOnlyForCountsInUse(t *testing.T) {
 		}
 	}
 	slices.Sort(picks)
-	want := []string{"ext-local-pick1", "ext-pick2", "np-local-pick1", "np-pick2", "pick1", "pick2", "pick3"}
+	want := []string{"ext-local-pick-tcp-1", "ext-pick-tcp-2", "np-local-pick-tcp-1", "np-pick-tcp-2", "pick-sctp-1", "pick-tcp-2", "pick-udp-3"}
 	if !slices.Equal(picks, want) {
 		t.Errorf("pick chains = %v, want %v", picks, want)
 	}
@@ -351,8 +351,12 @@ func TestDeltaSync(t *testing.T) {
 			s.Services[0].Endpoints = append(s.Services[0].Endpoints, ap("10.244.3.4:8080"))
 		},
 		want: []string{
-			"add element " + tbl + "backends { 10.96.0.10 . tcp . 80 . 2 : 10.244.3.4 . 8080 }",
-			"add element " + tbl + "dispatch { 10.96.0.10 . tcp . 80 : goto pick3 }",
+			// The 3-endpoint chain so far was UDP's only.
+			"add chain " + tbl + "pick-tcp-3",
+			"add rule " + tbl + "pick-tcp-3 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000",
+			"add rule " + tbl + "pick-tcp-3 dnat to ip daddr . meta l4proto . th dport . numgen random mod 3 map @backends-tcp",
+			"add element " + tbl + "backends-tcp { 10.96.0.10 . tcp . 80 . 2 : 10.244.3.4 . 8080 }",
+			"add element " + tbl + "dispatch { 10.96.0.10 . tcp . 80 : goto pick-tcp-3 }",
 			"add element " + tbl + "hairpin { 10.244.3.4 . 10.244.3.4 }",
 			"delete element " + tbl + "dispatch { 10.96.0.10 . tcp . 80 }",
 		},
@@ -362,14 +366,14 @@ func TestDeltaSync(t *testing.T) {
 			s.Services[2].Endpoints = eps("10.244.1.1:1", "10.244.1.1:2", "10.244.1.1:3", "10.244.1.1:4")
 		},
 		want: []string{
-			"add chain " + tbl + "pick4",
-			"add rule " + tbl + "pick4 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000",
-			"add rule " + tbl + "pick4 dnat to ip daddr . meta l4proto . th dport . numgen random mod 4 map @backends",
-			"add element " + tbl + "dispatch { 10.96.0.20 . tcp . 8080 : goto pick4 }",
-			"add element " + tbl + "backends { 10.96.0.20 . tcp . 8080 . 0 : 10.244.1.1 . 1 }",
-			"add element " + tbl + "backends { 10.96.0.20 . tcp . 8080 . 1 : 10.244.1.1 . 2 }",
-			"add element " + tbl + "backends { 10.96.0.20 . tcp . 8080 . 2 : 10.244.1.1 . 3 }",
-			"add element " + tbl + "backends { 10.96.0.20 . tcp . 8080 . 3 : 10.244.1.1 . 4 }",
+			"add chain " + tbl + "pick-tcp-4",
+			"add rule " + tbl + "pick-tcp-4 ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x4000",
+			"add rule " + tbl + "pick-tcp-4 dnat to ip daddr . meta l4proto . th dport . numgen random mod 4 map @backends-tcp",
+			"add element " + tbl + "dispatch { 10.96.0.20 . tcp . 8080 : goto pick-tcp-4 }",
+			"add element " + tbl + "backends-tcp { 10.96.0.20 . tcp . 8080 . 0 : 10.244.1.1 . 1 }",
+			"add element " + tbl + "backends-tcp { 10.96.0.20 . tcp . 8080 . 1 : 10.244.1.1 . 2 }",
+			"add element " + tbl + "backends-tcp { 10.96.0.20 . tcp . 8080 . 2 : 10.244.1.1 . 3 }",
+			"add element " + tbl + "backends-tcp { 10.96.0.20 . tcp . 8080 . 3 : 10.244.1.1 . 4 }",
 			"add element " + tbl + "hairpin { 10.244.1.1 . 10.244.1.1 }",
 			"delete element " + tbl + "no-endpoints { 10.96.0.20 . tcp . 8080 }",
 		},
@@ -378,9 +382,9 @@ func TestDeltaSync(t *testing.T) {
 		change: func(s *dataplane.State) { s.Services = slices.Delete(s.Services, 1, 2) },
 		want: []string{
 			"delete element " + tbl + "dispatch { 10.96.0.53 . udp . 53 }",
-			"delete element " + tbl + "backends { 10.96.0.53 . udp . 53 . 0 }",
-			"delete element " + tbl + "backends { 10.96.0.53 . udp . 53 . 1 }",
-			"delete element " + tbl + "backends { 10.96.0.53 . udp . 53 . 2 }",
+			"delete element " + tbl + "backends-udp { 10.96.0.53 . udp . 53 . 0 }",
+			"delete element " + tbl + "backends-udp { 10.96.0.53 . udp . 53 . 1 }",
+			"delete element " + tbl + "backends-udp { 10.96.0.53 . udp . 53 . 2 }",
 			"delete element " + tbl + "service-ports { 10.96.0.53 . udp . 53 }",
 			"delete element " + tbl + "hairpin { 10.244.1.5 . 10.244.1.5 }",
 			"delete element " + tbl + "hairpin { 10.244.2.5 . 10.244.2.5 }",
@@ -394,9 +398,9 @@ func TestDeltaSync(t *testing.T) {
 		},
 		want: []string{
 			"delete element " + tbl + "dispatch { 203.0.113.8 . tcp . 80 }",
-			"delete element " + tbl + "backends { 203.0.113.8 . tcp . 80 . 0 }",
+			"delete element " + tbl + "backends-tcp { 203.0.113.8 . tcp . 80 . 0 }",
 			"delete element " + tbl + "nodeports { tcp . 30081 }",
-			"delete element " + tbl + "nodeport-backends { tcp . 30081 . 0 }",
+			"delete element " + tbl + "nodeport-backends-tcp { tcp . 30081 . 0 }",
 			"add element " + tbl + "no-endpoints { 203.0.113.8 . tcp . 80 : drop }",
 			"add element " + tbl + "nodeport-no-endpoints { tcp . 30081 : drop }",
 		},
@@ -509,7 +513,7 @@ func TestPodCIDRChangeIsFull(t *testing.T) {
 	if err := b.Sync(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(nft.last(t), "add rule ip portal-proxy pick2 ip saddr != 10.100.0.0/16 meta mark set meta mark | 0x4000") {
+	if !slices.Contains(nft.last(t), "add rule ip portal-proxy pick-tcp-2 ip saddr != 10.100.0.0/16 meta mark set meta mark | 0x4000") {
 		t.Errorf("pick rules not rewritten for the new pod CIDR")
 	}
 }
@@ -528,7 +532,7 @@ func TestDeltaSeesInPlaceChanges(t *testing.T) {
 	if err := b.Sync(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(nft.last(t), "add element ip portal-proxy backends { 10.96.0.10 . tcp . 80 . 1 : 10.244.9.9 . 8080 }") {
+	if !slices.Contains(nft.last(t), "add element ip portal-proxy backends-tcp { 10.96.0.10 . tcp . 80 . 1 : 10.244.9.9 . 8080 }") {
 		t.Errorf("in-place endpoint change not programmed:\n%s", strings.Join(nft.last(t), "\n"))
 	}
 }
@@ -545,8 +549,8 @@ func TestConflictingServicePortsFirstWins(t *testing.T) {
 	if err := b.Sync(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	if v := nft.dispatch(t, "10.96.0.10 . tcp . 80"); v != "goto pick2" {
-		t.Fatalf("dispatch for the contested address = %q, want the first service port's goto pick2", v)
+	if v := nft.dispatch(t, "10.96.0.10 . tcp . 80"); v != "goto pick-tcp-2" {
+		t.Fatalf("dispatch for the contested address = %q, want the first service port's goto pick-tcp-2", v)
 	}
 	// Removing the loser changes nothing in the datapath for the address.
 	s.Services = s.Services[:len(s.Services)-1]

@@ -22,17 +22,17 @@ func TestElementCodec(t *testing.T) {
 		wantKey, wantVal      []byte
 		wantVerdict           *expr.Verdict
 	}{{
-		container: mapBackends, key: "10.96.0.10 . tcp . 80 . 1", value: "10.244.1.2 . 8080",
+		container: backendsMap("tcp"), key: "10.96.0.10 . tcp . 80 . 1", value: "10.244.1.2 . 8080",
 		wantKey: slices.Concat([]byte{10, 96, 0, 10}, []byte{6, 0, 0, 0}, []byte{0, 80, 0, 0}, slot(1)),
 		wantVal: []byte{10, 244, 1, 2, 0x1f, 0x90, 0, 0},
 	}, {
-		container: mapNodePortBackends, key: "sctp . 30082 . 9", value: "10.244.2.9 . 80",
+		container: nodePortBackendsMap("sctp"), key: "sctp . 30082 . 9", value: "10.244.2.9 . 80",
 		wantKey: slices.Concat([]byte{132, 0, 0, 0}, []byte{0x75, 0x82, 0, 0}, slot(9)),
 		wantVal: []byte{10, 244, 2, 9, 0, 80, 0, 0},
 	}, {
-		container: mapDispatch, key: "10.96.0.53 . udp . 53", value: "goto pick3",
+		container: mapDispatch, key: "10.96.0.53 . udp . 53", value: "goto pick-udp-3",
 		wantKey:     []byte{10, 96, 0, 53, 17, 0, 0, 0, 0, 53, 0, 0},
-		wantVerdict: &expr.Verdict{Kind: expr.VerdictGoto, Chain: "pick3"},
+		wantVerdict: &expr.Verdict{Kind: expr.VerdictGoto, Chain: "pick-udp-3"},
 	}, {
 		container: mapNodePortNoEndpoints, key: "tcp . 30081", value: "drop",
 		wantKey:     []byte{6, 0, 0, 0, 0x75, 0x81, 0, 0},
@@ -81,7 +81,7 @@ func TestElementCodec(t *testing.T) {
 		})
 	}
 	// Deletions carry the key only.
-	e, err := encodeElement(byName(mapDispatch), ElementOp{Delete: true, Container: mapDispatch, Key: "10.96.0.53 . udp . 53", Value: "goto pick3"})
+	e, err := encodeElement(byName(mapDispatch), ElementOp{Delete: true, Container: mapDispatch, Key: "10.96.0.53 . udp . 53", Value: "goto pick-udp-3"})
 	if err != nil || e.VerdictData != nil || e.Val != nil {
 		t.Errorf("deletion encoded as %+v, %v; want the key only", e, err)
 	}
@@ -89,13 +89,13 @@ func TestElementCodec(t *testing.T) {
 
 func TestElementCodecRejects(t *testing.T) {
 	for _, tt := range []struct{ container, key, value string }{
-		{mapBackends, "10.96.0.10 . tcp . 80", "10.244.1.2 . 8080"},        // a part short
-		{mapBackends, "10.96.0.10 . tcp . 80 . x", "10.244.1.2 . 8080"},    // slot
-		{mapBackends, "10.96.0.10 . tcp . 70000 . 1", "10.244.1.2 . 8080"}, // port
-		{mapBackends, "fd00::1 . tcp . 80 . 1", "10.244.1.2 . 8080"},       // IPv6 in an ip table
-		{mapDispatch, "10.96.0.10 . bogus . 80", "goto pick1"},
+		{backendsMap("tcp"), "10.96.0.10 . tcp . 80", "10.244.1.2 . 8080"},        // a part short
+		{backendsMap("tcp"), "10.96.0.10 . tcp . 80 . x", "10.244.1.2 . 8080"},    // slot
+		{backendsMap("tcp"), "10.96.0.10 . tcp . 70000 . 1", "10.244.1.2 . 8080"}, // port
+		{backendsMap("tcp"), "fd00::1 . tcp . 80 . 1", "10.244.1.2 . 8080"},       // IPv6 in an ip table
+		{mapDispatch, "10.96.0.10 . bogus . 80", "goto pick-tcp-1"},
 		{mapDispatch, "10.96.0.10 . tcp . 80", "goto"},
-		{mapDispatch, "10.96.0.10 . tcp . 80", "drop pick1"},
+		{mapDispatch, "10.96.0.10 . tcp . 80", "drop pick-tcp-1"},
 		{mapDispatch, "10.96.0.10 . tcp . 80", "dnat"},
 	} {
 		_, err := encodeElement(byName(tt.container), ElementOp{Container: tt.container, Key: tt.key, Value: tt.value})
@@ -103,7 +103,7 @@ func TestElementCodecRejects(t *testing.T) {
 			t.Errorf("%s { %s : %s }: %v, want errBadElement", tt.container, tt.key, tt.value, err)
 		}
 	}
-	if _, err := decodeData(byName(mapBackends).key, make([]byte, 12)); !errors.Is(err, errBadElement) {
+	if _, err := decodeData(byName(backendsMap("tcp")).key, make([]byte, 12)); !errors.Is(err, errBadElement) {
 		t.Errorf("decoding 12 bytes as a 16-byte key: %v, want errBadElement", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -150,13 +151,20 @@ func mustPrefix(s string) *net.IPNet {
 	return n
 }
 
-// serve runs an HTTP server on :8080 in every pod that answers
-// "<pod> <client ip>".
+// serve runs an HTTP server on TCP :8080 and a UDP echo server on UDP
+// :8080 in every pod; both answer "<pod> <client ip>".
 func (l *lab) serve(t *testing.T) {
 	t.Helper()
 	for name, ns := range l.pods {
 		var ln net.Listener
-		err := netns.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", ":8080"); return err })
+		var pc net.PacketConn
+		err := netns.Do(ns, func() (err error) {
+			if ln, err = net.Listen("tcp4", ":8080"); err != nil {
+				return err
+			}
+			pc, err = net.ListenPacket("udp4", ":8080")
+			return err
+		})
 		if err != nil {
 			t.Fatalf("listen in %s: %v", name, err)
 		}
@@ -166,7 +174,46 @@ func (l *lab) serve(t *testing.T) {
 		})}
 		go func() { _ = srv.Serve(ln) }()
 		t.Cleanup(func() { _ = srv.Close() })
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			buf := make([]byte, 64)
+			for {
+				_, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return // closed
+				}
+				host, _, _ := net.SplitHostPort(from.String())
+				_, _ = pc.WriteTo([]byte(name+" "+host), from)
+			}
+		}()
+		t.Cleanup(func() { _ = pc.Close(); <-done })
 	}
+}
+
+// ask sends one UDP datagram from a new socket in ns ("" = the node) to
+// addr and returns the answer. A new socket is a new source port, so a
+// new conntrack entry and a new pick.
+func ask(ns, addr string) (string, error) {
+	var c net.Conn
+	d := func() (err error) { c, err = net.Dial("udp4", addr); return err }
+	var err error
+	if ns == "" {
+		err = d()
+	} else {
+		err = netns.Do(ns, d)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("q")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	return string(buf[:n]), err
 }
 
 // dial connects from ns ("" = the node) to addr.
@@ -231,11 +278,12 @@ func realNFT(t testing.TB, opts ...knftables.Option) knftables.Interface {
 
 func TestDatapath(t *testing.T) {
 	netnstest.Require(t)
-	l := newLab(t, "a", "b")
+	l := newLab(t, "a", "b", "c")
 	l.serve(t)
 	ctx := context.Background()
 	epA := netip.AddrPortFrom(l.podIP["a"], 8080)
 	epB := netip.AddrPortFrom(l.podIP["b"], 8080)
+	epC := netip.AddrPortFrom(l.podIP["c"], 8080)
 	state := func(webEps ...netip.AddrPort) dataplane.State {
 		return dataplane.State{
 			ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
@@ -256,6 +304,11 @@ func TestDatapath(t *testing.T) {
 					SourceRanges: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
 					Protocol:     "tcp", Port: 80, Endpoints: []netip.AddrPort{epA}, ExternalEndpoints: []netip.AddrPort{epA}},
 				{Name: "default/itp-local-none:http", VIPs: []netip.Addr{ip("10.96.0.16")}, Protocol: "tcp", Port: 80, ClusterDrop: true},
+				// UDP on the same address and port number as a TCP service.
+				{Name: "default/dns:udp", VIPs: []netip.Addr{ip("10.96.0.10")}, Protocol: "UDP", Port: 80, NodePort: 30080,
+					Endpoints: []netip.AddrPort{epA, epB}, ExternalEndpoints: []netip.AddrPort{epA, epB}},
+				{Name: "default/dns-a:udp", VIPs: []netip.Addr{ip("10.96.0.17")}, Protocol: "UDP", Port: 53, NodePort: 30053,
+					Endpoints: []netip.AddrPort{epA}, ExternalEndpoints: []netip.AddrPort{epA}},
 			},
 		}
 	}
@@ -285,6 +338,66 @@ func TestDatapath(t *testing.T) {
 		return pods, peers
 	}
 
+	// asks does n UDP queries, each from a new socket, and counts answers
+	// per pod and the client addresses the pods saw.
+	asks := func(t *testing.T, ns, addr string, n int) (map[string]int, map[string]bool) {
+		t.Helper()
+		pods, peers := map[string]int{}, map[string]bool{}
+		for range n {
+			body, err := ask(ns, addr)
+			if err != nil {
+				t.Fatalf("UDP %s from %q: %v", addr, ns, err)
+			}
+			f := strings.Fields(body)
+			if len(f) != 2 {
+				t.Fatalf("UDP %s: answer %q", addr, body)
+			}
+			pods[f[0]]++
+			peers[f[1]] = true
+		}
+		return pods, peers
+	}
+	// udp checks UDP ClusterIPs and NodePorts. It runs after the first
+	// full sync and again after a restart: nft adds a protocol match
+	// implied by a map's declared value type to a DNAT rule written in a
+	// later transaction than the map (a restart rewrites every chain), so
+	// one backends map for all protocols broke UDP only then.
+	udp := func(t *testing.T) {
+		pods, _ := asks(t, "", "10.96.0.10:80", 100)
+		if pods["a"] < 20 || pods["b"] < 20 {
+			t.Errorf("100 queries to a UDP ClusterIP split %v, want both endpoints well used", pods)
+		}
+		if pods, _ := asks(t, l.pods["b"], "10.96.0.17:53", 5); pods["a"] != 5 {
+			t.Errorf("one-endpoint UDP service from pod b reached %v, want pod a 5 times", pods)
+		}
+		pods, peers := asks(t, l.client, nodeIP+":30080", 40)
+		if len(pods) != 2 || peers[clientIP] {
+			t.Errorf("UDP NodePort: pods %v saw clients %v, want both pods, client masqueraded", pods, peers)
+		}
+		if pods, _ := asks(t, l.client, nodeIP+":30053", 5); pods["a"] != 5 {
+			t.Errorf("one-endpoint UDP NodePort reached %v, want pod a 5 times", pods)
+		}
+	}
+	t.Run("UDP ClusterIP and NodePort", udp)
+	t.Run("UDP service with an endpoint count new in a delta sync", func(t *testing.T) {
+		// Its pick chain is written in a transaction of its own, after
+		// the maps: the case where nft used to add a `tcp` match.
+		s := state(epA, epB)
+		s.Services = append(s.Services, dataplane.ServicePort{Name: "default/three:udp", VIPs: []netip.Addr{ip("10.96.0.18")},
+			Protocol: "UDP", Port: 53, NodePort: 30054, Endpoints: []netip.AddrPort{epA, epB, epC}, ExternalEndpoints: []netip.AddrPort{epA, epB, epC}})
+		if err := b.Sync(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if pods, _ := asks(t, "", "10.96.0.18:53", 90); len(pods) != 3 {
+			t.Errorf("UDP ClusterIP with 3 endpoints reached %v, want all three", pods)
+		}
+		if pods, _ := asks(t, l.client, nodeIP+":30054", 60); len(pods) != 3 {
+			t.Errorf("UDP NodePort with 3 endpoints reached %v, want all three", pods)
+		}
+		if err := b.Sync(ctx, state(epA, epB)); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("ClusterIP spreads over both endpoints", func(t *testing.T) {
 		pods, _ := hits(t, "", "10.96.0.10:80", 200)
 		if pods["a"] < 50 || pods["b"] < 50 {
@@ -417,6 +530,53 @@ func TestDatapath(t *testing.T) {
 			}
 		}
 	})
+	t.Run("no endpoints for a while: established connections live on, new ones are refused", func(t *testing.T) {
+		// kube-proxy rejects only new connections: a service whose
+		// endpoints are briefly not ready must not reset kept-alive ones.
+		type conn struct {
+			c  net.Conn
+			br *bufio.Reader
+		}
+		var conns []conn
+		for _, tt := range []struct{ ns, addr string }{{"", "10.96.0.10:80"}, {l.client, "10.96.0.10:80"}, {l.client, nodeIP + ":30080"}} {
+			c, err := dial(tt.ns, tt.addr, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			conns = append(conns, conn{c, bufio.NewReader(c)})
+		}
+		use := func(when string) {
+			t.Helper()
+			for i, c := range conns {
+				if body, err := roundTrip(c.c, c.br, false); err != nil || len(strings.Fields(body)) != 2 {
+					t.Fatalf("%s: request on established connection %d: %q, %v", when, i, body, err)
+				}
+			}
+		}
+		use("before")
+		if err := b.Sync(ctx, state()); err != nil {
+			t.Fatal(err)
+		}
+		use("without endpoints")
+		refusedFast(t, "", "10.96.0.10:80")
+		refusedFast(t, l.client, "10.96.0.10:80")
+		refusedFast(t, l.client, nodeIP+":30080")
+		if err := b.Sync(ctx, state(epA, epB)); err != nil {
+			t.Fatal(err)
+		}
+		use("with endpoints again")
+		if pods, _ := hits(t, l.client, "10.96.0.10:80", 20); len(pods) != 2 {
+			t.Errorf("new connections after the endpoints came back reached %v, want both", pods)
+		}
+	})
+	t.Run("UDP ClusterIP and NodePort after the restart", udp)
+	t.Run("TCP ClusterIP after the restart", func(t *testing.T) {
+		if pods, _ := hits(t, "", "10.96.0.10:80", 40); len(pods) != 2 {
+			t.Errorf("after restart: %v, want both", pods)
+		}
+	})
 }
 
 // timedNFT remembers how long the last Run and List took.
@@ -510,4 +670,86 @@ func cpuTime() time.Duration {
 		d += time.Duration(tv.Nano())
 	}
 	return d
+}
+
+// oldLayout is the table as the version with one backends map for every
+// protocol wrote it (trimmed to what one service port needs).
+const oldLayout = `
+add table ip portal-proxy
+add map ip portal-proxy dispatch { type ipv4_addr . inet_proto . inet_service : verdict ; }
+add map ip portal-proxy backends { typeof ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport ; }
+add map ip portal-proxy nodeport-backends { typeof meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport ; }
+add chain ip portal-proxy nat-output { type nat hook output priority -100 ; }
+add chain ip portal-proxy services
+add chain ip portal-proxy pick1
+add rule ip portal-proxy nat-output jump services
+add rule ip portal-proxy services ip daddr . meta l4proto . th dport vmap @dispatch
+add rule ip portal-proxy pick1 dnat to ip daddr . meta l4proto . th dport . numgen random mod 1 map @backends
+add element ip portal-proxy backends { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.2 . 8080 }
+add element ip portal-proxy dispatch { 10.96.0.10 . tcp . 80 : goto pick1 }
+`
+
+// TestUpgradeFromOneBackendsMap: a proxy of this version started over the
+// table of the previous layout takes it over in place (no delete, so no
+// window of rejected service traffic), drops the old maps and chains, and
+// serves TCP and UDP.
+func TestUpgradeFromOneBackendsMap(t *testing.T) {
+	netnstest.Require(t)
+	l := newLab(t, "a")
+	l.serve(t)
+	ctx := context.Background()
+	nft := realNFT(t)
+	cmd := exec.Command("nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(oldLayout)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("load the old layout: %v: %s", err, out)
+	}
+	handle := func() string {
+		t.Helper()
+		out, err := exec.Command("nft", "-a", "list", "table", "ip", nftables.TableName).Output()
+		if err != nil {
+			t.Fatalf("nft list table: %v", err)
+		}
+		first, _, _ := strings.Cut(string(out), "\n")
+		return first // "table ip portal-proxy { # handle N"
+	}
+	before := handle()
+	if body, err := get("", "10.96.0.10:80"); err != nil || !strings.HasPrefix(body, "a ") {
+		t.Fatalf("old layout serves %q, %v", body, err)
+	}
+
+	ep := netip.AddrPortFrom(l.podIP["a"], 8080)
+	s := dataplane.State{
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
+		PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
+		NodeIPs:      []netip.Addr{ip(nodeIP)},
+		Services: []dataplane.ServicePort{
+			tcpSvc("default/web:http", "10.96.0.10", 80, 30080, []netip.AddrPort{ep}),
+			{Name: "default/dns:dns", VIPs: []netip.Addr{ip("10.96.0.10")}, Protocol: "UDP", Port: 53,
+				Endpoints: []netip.AddrPort{ep}, ExternalEndpoints: []netip.AddrPort{ep}},
+		},
+	}
+	if err := nftables.New(nft).Sync(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if after := handle(); after != before {
+		t.Errorf("table recreated: %q, then %q", before, after)
+	}
+	maps, err := nft.List(ctx, "maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains, err := nft.List(ctx, "chains")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(maps, "backends") || slices.Contains(maps, "nodeport-backends") || slices.Contains(chains, "pick1") {
+		t.Errorf("old layout left behind: maps %v, chains %v", maps, chains)
+	}
+	if body, err := get("", "10.96.0.10:80"); err != nil || !strings.HasPrefix(body, "a ") {
+		t.Errorf("TCP after the upgrade: %q, %v", body, err)
+	}
+	if body, err := ask("", "10.96.0.10:53"); err != nil || !strings.HasPrefix(body, "a ") {
+		t.Errorf("UDP after the upgrade: %q, %v", body, err)
+	}
 }

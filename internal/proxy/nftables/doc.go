@@ -26,11 +26,16 @@
 // Layout (see docs/proxy-nftables.md): services and endpoints are elements
 // of a few sets and verdict maps, never chains of their own. A service
 // address . protocol . port is one element of @dispatch that jumps to a
-// pick<N> chain for its endpoint count N; that chain DNATs through @backends
-// with the key daddr . proto . dport . (numgen random mod N). There is one
-// pick chain per endpoint count in use and per kind of traffic (cluster,
-// external, external with externalTrafficPolicy Local, and the same two
-// for NodePorts), so the number of chains stays in the tens.
+// pick-<proto>-<N> chain for its protocol and endpoint count N; that chain
+// DNATs through @backends-<proto> with the key daddr . proto . dport .
+// (numgen random mod N). There is one pick chain per protocol, endpoint
+// count in use and kind of traffic (cluster, external, external with
+// externalTrafficPolicy Local, and the same two for NodePorts), so the
+// number of chains stays in the tens. The backends maps are per protocol
+// because nft turns a map's declared value type (`ip daddr . udp dport`)
+// into a protocol match in the DNAT rule: one map for all protocols
+// stopped DNATing UDP and SCTP. An older layout's containers and chains
+// are deleted in step (3) once nothing refers to them.
 //
 // Session affinity (ClientIP) is the exception: an affinity service port
 // gets its own chains (one for cluster traffic, one for external and
@@ -60,8 +65,11 @@
 // it came in on.
 //
 // Rejects (no endpoints: TCP reset, ICMP port unreachable otherwise; any
-// other address or port in the service CIDRs) run in filter chains on the
-// prerouting and output hooks at priority dstnat-10, before DNAT.
+// other address or port in the service CIDRs) and the source-range drop
+// run in filter chains on the prerouting and output hooks at priority
+// dstnat-10, before DNAT, and only for new connections (ct state new), as
+// kube-proxy: a service briefly without ready endpoints must not reset the
+// connections it has.
 //
 // The Backend is Linux-only: knftables v0.0.22 and the element writer
 // import github.com/google/nftables, which does not build elsewhere.

@@ -23,7 +23,8 @@ import (
 
 // The netlink-managed sets and maps, with their nft object type.
 var netlinkContainers = map[string]string{
-	"dispatch": "map", "backends": "map", "nodeports": "map", "nodeport-backends": "map",
+	"dispatch": "map", "nodeports": "map", "backends-tcp": "map", "backends-udp": "map", "backends-sctp": "map",
+	"nodeport-backends-tcp": "map", "nodeport-backends-udp": "map", "nodeport-backends-sctp": "map",
 	"no-endpoints": "map", "nodeport-no-endpoints": "map",
 	"service-ports": "set", "node-ips": "set", "hairpin": "set", "lb-source-filtered": "set",
 }
@@ -66,12 +67,12 @@ func TestNetlinkElementsMatchNft(t *testing.T) {
 		}
 	}
 	// The slot reads as a plain number in nft's own listing too.
-	out, err := exec.Command("nft", "list", "map", "ip", nftables.TableName, "backends").CombinedOutput()
+	out, err := exec.Command("nft", "list", "map", "ip", nftables.TableName, "backends-udp").CombinedOutput()
 	if err != nil {
 		t.Fatalf("nft list map: %v: %s", err, out)
 	}
 	if !strings.Contains(string(out), "10.96.0.53 . udp . 53 . 2 : 10.244.3.5 . 53") {
-		t.Errorf("nft list map backends lacks slot 2 of the DNS service:\n%s", out)
+		t.Errorf("nft list map backends-udp lacks slot 2 of the DNS service:\n%s", out)
 	}
 }
 
@@ -98,7 +99,7 @@ func TestLayoutChangeRecreatesTable(t *testing.T) {
 	}
 	found := false
 	for _, e := range elems {
-		if strings.Join(e.Key, " . ") == "10.96.0.10 . tcp . 80" && strings.Join(e.Value, " ") == "goto pick2" {
+		if strings.Join(e.Key, " . ") == "10.96.0.10 . tcp . 80" && strings.Join(e.Value, " ") == "goto pick-tcp-2" {
 			found = true
 		}
 	}

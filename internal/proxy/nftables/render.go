@@ -28,6 +28,7 @@ type claim struct {
 	entries []entry
 	pick    string // pick chain the verdict jumps to, "" for none
 	kind    pickKind
+	proto   string
 	n       int
 }
 
@@ -45,6 +46,11 @@ type fragment struct {
 // renderService computes one service port's fragment; a pure function.
 func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 	proto := strings.ToLower(sp.Protocol)
+	if _, ok := protoNumbers[proto]; !ok {
+		// The API admits only TCP, UDP and SCTP; there is no backends
+		// map for anything else.
+		return fragment{}
+	}
 	suffix := " . " + proto + " . " + strconv.Itoa(int(sp.Port))
 	cluster, external := v4(sp.Endpoints), v4(sp.ExternalEndpoints)
 	f := fragment{
@@ -77,10 +83,10 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 		case aff != nil:
 			c.entries = []entry{{mapDispatch, key, "goto " + aff.chain(&f, kind, eps)}}
 		default:
-			c.kind, c.n, c.pick = kind, len(eps), pickChainName(kind, len(eps))
+			c.kind, c.proto, c.n, c.pick = kind, proto, len(eps), pickChainName(kind, proto, len(eps))
 			c.entries = append(make([]entry, 0, len(eps)+1), entry{mapDispatch, key, "goto " + c.pick})
 			for i, ep := range eps {
-				c.entries = append(c.entries, entry{mapBackends, key + " . " + strconv.Itoa(i), endpointValue(ep)})
+				c.entries = append(c.entries, entry{backendsMap(proto), key + " . " + strconv.Itoa(i), endpointValue(ep)})
 			}
 		}
 		f.claims = append(f.claims, c)
@@ -121,10 +127,10 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 		case aff != nil:
 			c.entries = []entry{{mapNodePorts, key, "goto " + aff.chain(&f, npKind, external)}}
 		default:
-			c.kind, c.n, c.pick = npKind, len(external), pickChainName(npKind, len(external))
+			c.kind, c.proto, c.n, c.pick = npKind, proto, len(external), pickChainName(npKind, proto, len(external))
 			c.entries = []entry{{mapNodePorts, key, "goto " + c.pick}}
 			for i, ep := range external {
-				c.entries = append(c.entries, entry{mapNodePortBackends, key + " . " + strconv.Itoa(i), endpointValue(ep)})
+				c.entries = append(c.entries, entry{nodePortBackendsMap(proto), key + " . " + strconv.Itoa(i), endpointValue(ep)})
 			}
 		}
 		f.claims = append(f.claims, c)
@@ -225,7 +231,7 @@ func render(s dataplane.State) *ruleset {
 	}
 	r.elems[mapDispatch] = make(map[string]string, vips)
 	r.elems[setServicePorts] = make(map[string]string, vips)
-	r.elems[mapBackends] = make(map[string]string, backends)
+	r.elems[backendsMap("tcp")] = make(map[string]string, backends)
 	r.elems[setHairpin] = make(map[string]string, eps)
 	r.refs = make(map[entry]int, vips+eps)
 	r.owners = make(map[string]string, vips)
@@ -305,7 +311,7 @@ func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 		r.owners[c.id] = name
 		if c.pick != "" {
 			if _, ok := r.picks[c.pick]; !ok {
-				r.picks[c.pick] = pickRules(c.kind, c.n, r.podCIDR)
+				r.picks[c.pick] = pickRules(c.kind, c.proto, c.n, r.podCIDR)
 			}
 		}
 		for _, e := range c.entries {

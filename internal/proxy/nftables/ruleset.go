@@ -20,10 +20,8 @@ const masqBit = "0x4000"
 // Sets and maps of the table. Service addresses and NodePorts are keys;
 // endpoints are values; nothing per service is a chain.
 const (
-	mapDispatch            = "dispatch"              // daddr . proto . dport → goto <kind>pick<N>
-	mapBackends            = "backends"              // daddr . proto . dport . slot → endpoint
-	mapNodePorts           = "nodeports"             // proto . dport → goto np-[local-]pick<N>
-	mapNodePortBackends    = "nodeport-backends"     // proto . dport . slot → endpoint
+	mapDispatch            = "dispatch"              // daddr . proto . dport → goto <kind>pick-<proto>-<N>
+	mapNodePorts           = "nodeports"             // proto . dport → goto np-[local-]pick-<proto>-<N>
 	mapNoEndpoints         = "no-endpoints"          // daddr . proto . dport → goto reject-chain | drop
 	mapNodePortNoEndpoints = "nodeport-no-endpoints" // proto . dport → goto reject-chain | drop
 	setServicePorts        = "service-ports"         // every ClusterIP . proto . port that exists
@@ -50,32 +48,54 @@ type container struct {
 	key, value []field
 }
 
+// protocols are the service protocols, each with its own backends maps.
+var protocols = []string{"tcp", "udp", "sctp"}
+
+// backendsMap and nodePortBackendsMap name the maps holding the endpoint
+// slots of proto's service addresses and NodePorts:
+// daddr . proto . dport . slot → endpoint, proto . dport . slot → endpoint.
+func backendsMap(proto string) string         { return "backends-" + proto }
+func nodePortBackendsMap(proto string) string { return "nodeport-backends-" + proto }
+
 // The `numgen random mod 2` in a typeof key only declares the key's type;
-// each pick<N> chain looks the map up with its own modulus. The value is
-// declared as `ip daddr . tcp dport` although UDP and SCTP endpoints live
-// there too: only its type (ipv4_addr . inet_service) matters, and nft
-// 1.0.6 cannot read back a map declared `: ip daddr . th dport` ("conflicting
-// protocols specified: ip vs. th"), which breaks every later transaction
-// that references it.
-var containers = []container{
-	{name: mapDispatch, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict",
-		key: []field{fieldAddr, fieldProto, fieldPort}, value: []field{fieldVerdict}},
-	{name: mapBackends, isMap: true, typeOf: "ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport",
-		key: []field{fieldAddr, fieldProto, fieldPort, fieldSlot}, value: []field{fieldAddr, fieldPort}},
-	{name: mapNodePorts, isMap: true, typ: "inet_proto . inet_service : verdict",
-		key: []field{fieldProto, fieldPort}, value: []field{fieldVerdict}},
-	{name: mapNodePortBackends, isMap: true, typeOf: "meta l4proto . th dport . numgen random mod 2 : ip daddr . tcp dport",
-		key: []field{fieldProto, fieldPort, fieldSlot}, value: []field{fieldAddr, fieldPort}},
-	{name: mapNoEndpoints, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict",
-		key: []field{fieldAddr, fieldProto, fieldPort}, value: []field{fieldVerdict}},
-	{name: mapNodePortNoEndpoints, isMap: true, typ: "inet_proto . inet_service : verdict",
-		key: []field{fieldProto, fieldPort}, value: []field{fieldVerdict}},
-	{name: setServicePorts, typ: "ipv4_addr . inet_proto . inet_service", key: []field{fieldAddr, fieldProto, fieldPort}},
-	{name: setServiceCIDRs, typ: "ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
-	{name: setNodeIPs, typ: "ipv4_addr", key: []field{fieldAddr}},
-	{name: setHairpin, typ: "ipv4_addr . ipv4_addr", key: []field{fieldAddr, fieldAddr}},
-	{name: setSourceFiltered, typ: "ipv4_addr . inet_proto . inet_service", key: []field{fieldAddr, fieldProto, fieldPort}},
-	{name: setSourceAllowed, typ: "ipv4_addr . inet_proto . inet_service . ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
+// each pick chain looks the map up with its own modulus. There is one
+// backends map per protocol because the value must be declared with a
+// protocol's port (`ip daddr . udp dport`): nft derives from it a
+// dependency of the DNAT rule, so a map declared `: ip daddr . tcp dport`
+// silently never DNATs UDP or SCTP (the rule reads `tcp dport` and does not
+// match), and nft 1.0.6 cannot read back a map declared `: ip daddr . th
+// dport` ("conflicting protocols specified: ip vs. th"). An explicit
+// `type ... . mark` key does not accept numgen ("datatype mismatch").
+var containers = buildContainers()
+
+func buildContainers() []container {
+	cs := []container{
+		{name: mapDispatch, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict",
+			key: []field{fieldAddr, fieldProto, fieldPort}, value: []field{fieldVerdict}},
+		{name: mapNodePorts, isMap: true, typ: "inet_proto . inet_service : verdict",
+			key: []field{fieldProto, fieldPort}, value: []field{fieldVerdict}},
+	}
+	for _, p := range protocols {
+		cs = append(cs,
+			container{name: backendsMap(p), isMap: true,
+				typeOf: "ip daddr . meta l4proto . th dport . numgen random mod 2 : ip daddr . " + p + " dport",
+				key:    []field{fieldAddr, fieldProto, fieldPort, fieldSlot}, value: []field{fieldAddr, fieldPort}},
+			container{name: nodePortBackendsMap(p), isMap: true,
+				typeOf: "meta l4proto . th dport . numgen random mod 2 : ip daddr . " + p + " dport",
+				key:    []field{fieldProto, fieldPort, fieldSlot}, value: []field{fieldAddr, fieldPort}})
+	}
+	return append(cs, []container{
+		{name: mapNoEndpoints, isMap: true, typ: "ipv4_addr . inet_proto . inet_service : verdict",
+			key: []field{fieldAddr, fieldProto, fieldPort}, value: []field{fieldVerdict}},
+		{name: mapNodePortNoEndpoints, isMap: true, typ: "inet_proto . inet_service : verdict",
+			key: []field{fieldProto, fieldPort}, value: []field{fieldVerdict}},
+		{name: setServicePorts, typ: "ipv4_addr . inet_proto . inet_service", key: []field{fieldAddr, fieldProto, fieldPort}},
+		{name: setServiceCIDRs, typ: "ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
+		{name: setNodeIPs, typ: "ipv4_addr", key: []field{fieldAddr}},
+		{name: setHairpin, typ: "ipv4_addr . ipv4_addr", key: []field{fieldAddr, fieldAddr}},
+		{name: setSourceFiltered, typ: "ipv4_addr . inet_proto . inet_service", key: []field{fieldAddr, fieldProto, fieldPort}},
+		{name: setSourceAllowed, typ: "ipv4_addr . inet_proto . inet_service . ipv4_addr", flags: []knftables.SetFlag{knftables.IntervalFlag}},
+	}...)
 }
 
 // viaNetlink says whether c's elements are written through Elements.
@@ -109,16 +129,20 @@ const (
 
 var pickPrefix = [...]string{"pick", "ext-pick", "ext-local-pick", "np-pick", "np-local-pick"}
 
-func pickChainName(k pickKind, n int) string { return pickPrefix[k] + strconv.Itoa(n) }
+// pickChainName names the pick chain of kind k for proto's service ports
+// with n endpoints, e.g. pick-udp-3: the chain reads proto's backends map.
+func pickChainName(k pickKind, proto string, n int) string {
+	return pickPrefix[k] + "-" + proto + "-" + strconv.Itoa(n)
+}
 
 // pickRules are the rules of one pick chain: mark for masquerade where
-// needed, then DNAT to slot (numgen random mod n).
-func pickRules(k pickKind, n int, podCIDR netip.Prefix) []string {
+// needed, then DNAT to slot (numgen random mod n) of proto's backends.
+func pickRules(k pickKind, proto string, n int, podCIDR netip.Prefix) []string {
 	rules := markRules(k, podCIDR)
 	key := "ip daddr . meta l4proto . th dport"
-	m := mapBackends
+	m := backendsMap(proto)
 	if k == pickNodePort || k == pickNodePortLocal {
-		key, m = "meta l4proto . th dport", mapNodePortBackends
+		key, m = "meta l4proto . th dport", nodePortBackendsMap(proto)
 	}
 	return append(rules, fmt.Sprintf("dnat to %s . numgen random mod %d map @%s", key, n, m))
 }
@@ -157,14 +181,17 @@ func (c baseChain) object() *knftables.Chain {
 }
 
 // Rejects run in filter chains just before DNAT (dstnat - 10), both for
-// forwarded and for locally generated traffic. NodePorts are matched by
+// forwarded and for locally generated traffic, and only on new
+// connections, as kube-proxy's: a service briefly without ready endpoints
+// must not reset the connections it already has (their packets are
+// DNATed by conntrack, not by our rules). NodePorts are matched by
 // @node-ips alone: an address in it is local by construction, so a fib
 // lookup would add nothing.
 var baseChains = []baseChain{
 	{name: "filter-prerouting", typ: knftables.FilterType, hook: knftables.PreroutingHook, priority: "dstnat - 10",
-		rules: []string{"jump " + chainFilterServices}},
+		rules: []string{"ct state new jump " + chainFilterServices}},
 	{name: "filter-output", typ: knftables.FilterType, hook: knftables.OutputHook, priority: "-110",
-		rules: []string{"jump " + chainFilterServices}},
+		rules: []string{"ct state new jump " + chainFilterServices}},
 	{name: chainFilterServices, rules: []string{
 		"ip daddr . meta l4proto . th dport @" + setSourceFiltered + " ip daddr . meta l4proto . th dport . ip saddr != @" + setSourceAllowed + " drop",
 		"ip daddr . meta l4proto . th dport vmap @" + mapNoEndpoints,
