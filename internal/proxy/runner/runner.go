@@ -7,10 +7,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	v1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -69,8 +69,6 @@ type Runner struct {
 	ports map[proxy.ServicePortName]cachedPort
 	order []proxy.ServicePortName
 
-	mu       sync.Mutex
-	lastSync time.Time
 	// partial: the datapath holds our last state, so its next sync is a
 	// partial one (false at start and after a failure). Only syncOnce
 	// touches it.
@@ -164,14 +162,22 @@ func (r *Runner) changed(pending bool) {
 	}
 }
 
-// Run syncs until ctx ends: at once, after changes (at most every
-// MinSyncPeriod), and every SyncPeriod.
+// Run syncs until ctx ends: at once, after changes, and every SyncPeriod.
+// Syncs after changes are rate-limited to one per MinSyncPeriod with a
+// burst of two, as kube-proxy's runner does: a new service and its
+// EndpointSlice (two events a moment apart) are programmed at once, while
+// sustained churn is batched.
 func (r *Runner) Run(ctx context.Context) {
 	if !cache.WaitForCacheSync(ctx.Done(), r.handled...) {
 		return
 	}
 	resync := time.NewTicker(r.cfg.SyncPeriod)
 	defer resync.Stop()
+	limit := rate.NewLimiter(rate.Inf, 0)
+	if r.cfg.MinSyncPeriod > 0 {
+		limit = rate.NewLimiter(rate.Every(r.cfg.MinSyncPeriod), burstSyncs)
+	}
+	limit.Allow() // the first sync
 	r.syncOnce(ctx, false)
 	for {
 		full := false
@@ -181,23 +187,17 @@ func (r *Runner) Run(ctx context.Context) {
 		case <-resync.C:
 			full = true
 		case <-r.kick:
-			if wait := r.cfg.MinSyncPeriod - time.Since(r.last()); wait > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
+			if err := limit.Wait(ctx); err != nil {
+				return
 			}
 		}
 		r.syncOnce(ctx, full)
 	}
 }
 
-func (r *Runner) last() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.lastSync
-}
+// burstSyncs is how many syncs after changes may follow each other
+// without waiting MinSyncPeriod.
+const burstSyncs = 2
 
 // syncOnce programs the current state: with the datapath's Sync (which
 // writes only what changed), or with FullSync when full (the periodic
@@ -219,9 +219,6 @@ func (r *Runner) syncOnce(ctx context.Context, full bool) {
 		r.changed(true)
 		return
 	}
-	r.mu.Lock()
-	r.lastSync = time.Now()
-	r.mu.Unlock()
 	r.observeSync(ch, time.Since(start))
 	if r.cfg.Conntrack != nil && udpChanged(ch) {
 		if n, err := r.cfg.Conntrack.ClearStale(conntrackServices(state)); err != nil {
