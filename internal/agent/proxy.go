@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
+	"slices"
 
 	"k8s.io/client-go/informers"
 	"k8s.io/klog/v2"
@@ -46,12 +48,17 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 	}
 	// Replies between pods on the bridge must pass the NAT hooks, or a
 	// pod reaching another pod of the same node through a ClusterIP gets
-	// the answer from the pod's own address.
+	// the answer from the pod's own address. Stable TCP timestamps: see
+	// sysctl.TCPTimestamps.
 	sc := sysctl.New()
-	for _, name := range []string{sysctl.BridgeNFCallIPTables, sysctl.IPForward} {
-		if _, err := sysctl.Ensure(sc, name, "1"); err != nil {
+	want := map[string]string{sysctl.BridgeNFCallIPTables: "1", sysctl.IPForward: "1"}
+	if a.cfg.StableTCPTimestamps {
+		want[sysctl.TCPTimestamps] = "2"
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		if _, err := sysctl.Ensure(sc, name, want[name]); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				klog.InfoS("Kernel setting not available; pods on one node may not reach each other through services", "sysctl", name)
+				klog.InfoS("Kernel setting not available; the service proxy works without it, less well", "sysctl", name)
 				continue
 			}
 			return err

@@ -66,6 +66,12 @@ type Agent struct {
 	// ProxyMode is the service proxy datapath: "nftables" (default),
 	// "iptables", or "none" (no service proxy on this node).
 	ProxyMode string
+	// StableTCPTimestamps sets net.ipv4.tcp_timestamps=2 in the node's
+	// network namespace (pods always get it): without per-connection
+	// timestamp offsets a source port reused towards the same pod through
+	// another service address is not refused by the pod's TIME_WAIT
+	// socket (see sysctl.TCPTimestamps).
+	StableTCPTimestamps bool
 	// ServiceCIDR and ClusterCIDR are the cluster's service and pod ranges
 	// (the proxy rejects unallocated service addresses and masquerades
 	// traffic from outside the pod range).
@@ -101,6 +107,7 @@ func DefaultAgent() Agent {
 		CrashBackoffInitial:       10 * time.Second,
 		CrashBackoffMax:           300 * time.Second,
 		ProxyMode:                 "nftables",
+		StableTCPTimestamps:       true,
 		ServiceCIDR:               "10.0.0.0/24",
 		ClusterCIDR:               "10.42.0.0/16",
 		ProxySyncPeriod:           30 * time.Second,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/portal-net/portal/internal/podruntime/network/ipam"
 	"github.com/portal-net/portal/internal/sys/netns"
+	"github.com/portal-net/portal/internal/sys/sysctl"
 )
 
 // NewBridge returns the netlink Manager: a Linux bridge, a veth per pod
@@ -228,6 +229,11 @@ func (b *bridge) Add(ctx context.Context, id string) (_ *Attachment, err error) 
 	addr := &net.IPNet{IP: ip.To4(), Mask: b.subnet.Mask}
 	if err := configurePod(ph, addr, b.gw); err != nil {
 		return nil, fmt.Errorf("network: add %s: in pod namespace: %w", id, err)
+	}
+	// Pods reach the same backends through several service addresses:
+	// no per-connection timestamp offsets (see sysctl.TCPTimestamps).
+	if err := netns.Do(path, func() error { return sysctl.New().Set(sysctl.TCPTimestamps, "2") }); err != nil {
+		return nil, fmt.Errorf("network: add %s: %s: %w", id, sysctl.TCPTimestamps, err)
 	}
 	prefix, _ := b.subnet.Mask.Size()
 	return &Attachment{

@@ -202,6 +202,14 @@ func TestOneNode(t *testing.T) {
 	if b.IP.Equal(a.IP) || !b.IP.Equal(net.ParseIP("10.244.1.3")) {
 		t.Errorf("pod-b IP %s", b.IP)
 	}
+	// Pods get TCP timestamps without per-connection offsets.
+	var ts []byte
+	if err := netns.Do(a.NetnsPath, func() (err error) {
+		ts, err = os.ReadFile("/proc/sys/net/ipv4/tcp_timestamps")
+		return err
+	}); err != nil || strings.TrimSpace(string(ts)) != "2" {
+		t.Errorf("pod tcp_timestamps = %q, %v; want 2", ts, err)
+	}
 	if again := add(t, m, "pod-a"); !reflect.DeepEqual(again, a) {
 		t.Errorf("second Add(pod-a) = %+v, want %+v", again, a)
 	}

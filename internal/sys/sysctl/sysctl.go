@@ -18,6 +18,13 @@ const (
 	BridgeNFCallIPTables  = "net.bridge.bridge-nf-call-iptables"
 	BridgeNFCallIP6Tables = "net.bridge.bridge-nf-call-ip6tables"
 	ConntrackTCPBeLiberal = "net.netfilter.nf_conntrack_tcp_be_liberal"
+	// TCPTimestamps 2 keeps TCP timestamps but without per-connection
+	// offsets. With offsets (1, the default), a new connection from a
+	// source port just used to the same pod through another service
+	// address carries an older-looking timestamp; the pod's TIME_WAIT
+	// socket rejects its SYN (PAWS) and the client stalls on a SYN
+	// retransmit.
+	TCPTimestamps = "net.ipv4.tcp_timestamps"
 )
 
 // DefaultRoot is where the kernel exposes its parameters.
