@@ -560,7 +560,6 @@ spec:
 	})
 }
 
-
 // backToBack makes 3000 sequential short connections, to each of addrs
 // in turn, and wants none retransmitted or stalled.
 func backToBack(t *testing.T, s *server, names map[string]bool, addrs []string) {
