@@ -27,7 +27,7 @@ func bindNodeFlags(fs *pflag.FlagSet, c *config.Agent) {
 	fs.BoolVar(&c.ProxyOnly, "proxy-only", c.ProxyOnly, "Run only the service proxy (a drop-in kube-proxy, e.g. with --kubeconfig of any cluster): no node registration, no pods")
 	fs.StringVar(&c.ProxyMode, "proxy-mode", c.ProxyMode, "Service proxy datapath: nftables, iptables, or none")
 	fs.BoolVar(&c.StableTCPTimestamps, "stable-tcp-timestamps", c.StableTCPTimestamps, "Set net.ipv4.tcp_timestamps=2 on the node (TCP timestamps without per-connection offsets), so short connections to a pod through two services never stall on a SYN retransmit; false keeps the host's setting")
-	fs.DurationVar(&c.ProxySyncPeriod, "sync-period", c.ProxySyncPeriod, "How often the service proxy rules are fully resynced")
+	fs.DurationVar(&c.ProxySyncPeriod, "sync-period", c.ProxySyncPeriod, "How often the service proxy syncs even without changes (a full rewrite of its rules at most hourly)")
 	fs.DurationVar(&c.ProxyMinSyncPeriod, "min-sync-period", c.ProxyMinSyncPeriod, "Shortest time between two service proxy syncs")
 	fs.StringVar(&c.HealthzBindAddress, "healthz-bind-address", c.HealthzBindAddress, "Address of the service proxy's /healthz and /livez (empty: off)")
 	fs.StringVar(&c.MetricsBindAddress, "metrics-bind-address", c.MetricsBindAddress, "Address of the service proxy's Prometheus /metrics (empty: off)")

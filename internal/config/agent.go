@@ -77,8 +77,9 @@ type Agent struct {
 	// traffic from outside the pod range).
 	ServiceCIDR string
 	ClusterCIDR string
-	// ProxySyncPeriod forces a full proxy sync; ProxyMinSyncPeriod spaces
-	// the partial ones.
+	// ProxySyncPeriod forces a proxy sync even without changes (a full
+	// rewrite at most every runner.DefaultFullSyncPeriod);
+	// ProxyMinSyncPeriod spaces the syncs after changes.
 	ProxySyncPeriod    time.Duration
 	ProxyMinSyncPeriod time.Duration
 	// HealthzBindAddress serves the proxy's /healthz and /livez (as

@@ -24,6 +24,7 @@ import (
 type recorder struct {
 	mu     sync.Mutex
 	states []dataplane.State
+	fulls  int
 }
 
 func (r *recorder) Sync(_ context.Context, s dataplane.State) error {
@@ -33,7 +34,18 @@ func (r *recorder) Sync(_ context.Context, s dataplane.State) error {
 	return nil
 }
 
-func (r *recorder) FullSync(ctx context.Context, s dataplane.State) error { return r.Sync(ctx, s) }
+func (r *recorder) FullSync(ctx context.Context, s dataplane.State) error {
+	r.mu.Lock()
+	r.fulls++
+	r.mu.Unlock()
+	return r.Sync(ctx, s)
+}
+
+func (r *recorder) counts() (syncs, fulls int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.states), r.fulls
+}
 
 func (r *recorder) last() (dataplane.State, int) {
 	r.mu.Lock()
@@ -184,5 +196,30 @@ func TestPartialStateMatchesFull(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("step %d: partial state\n%+v\nfull state\n%+v", step, got, want)
 		}
+	}
+}
+
+// The periodic sync is a cheap partial one, and a full rewrite only once
+// FullSyncPeriod has passed.
+func TestPeriodicSyncsAreFullOnlyEveryFullSyncPeriod(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := informers.NewSharedInformerFactory(fake.NewSimpleClientset(service("web", "10.96.0.10", v1.ProtocolTCP, 80)), 0)
+	rec := &recorder{}
+	r, err := New(Config{NodeName: "node-1", SyncPeriod: 20 * time.Millisecond, FullSyncPeriod: 200 * time.Millisecond, Datapath: rec}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	time.Sleep(700 * time.Millisecond)
+	cancel()
+	<-done
+	syncs, fulls := rec.counts()
+	// ~35 periodic syncs in 700 ms, of which a full one every 200 ms.
+	if syncs < 10 || fulls < 1 || fulls > 4 {
+		t.Errorf("%d syncs, %d full ones; want many syncs and a full one about every 200 ms (3)", syncs, fulls)
 	}
 }
