@@ -7,11 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -19,185 +16,38 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/iptables"
-	"github.com/portal-net/portal/internal/sys/netns"
 	"github.com/portal-net/portal/internal/testutil/netnstest"
+	"github.com/portal-net/portal/internal/testutil/proxylab"
 )
-
-// lab is a node (the test's own isolated namespace) with a bridge
-// 10.244.1.1/24 holding pods, and a client namespace outside the cluster
-// reaching the node at 192.168.77.1 over a veth.
-type lab struct {
-	pods   map[string]string // pod name → netns path
-	podIP  map[string]netip.Addr
-	client string // netns path
-}
 
 const (
-	bridgeName = "ptbr0"
-	nodeIP     = "192.168.77.1"
-	clientIP   = "192.168.77.2"
-	lbAllowed  = "203.0.113.14"
-	lbDenied   = "203.0.113.15"
+	nodeIP    = proxylab.NodeIP
+	clientIP  = proxylab.ClientIP
+	lbAllowed = "203.0.113.14"
+	lbDenied  = "203.0.113.15"
 )
 
-func newLab(t *testing.T, pods ...string) *lab {
+var roundTrip = proxylab.RoundTrip
+
+func newLab(t *testing.T, pods ...string) *proxylab.Lab {
 	t.Helper()
 	netnstest.Require(t)
 	if _, err := exec.LookPath("iptables-restore"); err != nil {
 		t.Skipf("no iptables-restore: %v", err)
 	}
-	l := &lab{pods: map[string]string{}, podIP: map[string]netip.Addr{}}
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName}}
-	must("add bridge", netlink.LinkAdd(br))
-	t.Cleanup(func() { _ = netlink.LinkDel(br) })
-	must("bridge address", netlink.AddrAdd(br, mustAddr("10.244.1.1/24")))
-	must("bridge up", netlink.LinkSetUp(br))
-	must("ip_forward", os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644))
-	// The service CIDR is routed locally, so nothing in it leaks out.
-	must("service route", netlink.RouteAdd(&netlink.Route{LinkIndex: br.Attrs().Index, Dst: mustPrefix("10.96.0.0/16")}))
-
-	for i, name := range pods {
-		ns := netnstest.NewNetns(t, name)
-		ip := netip.AddrFrom4([4]byte{10, 244, 1, byte(2 + i)})
-		l.pods[name], l.podIP[name] = ns, ip
-		host := "pt" + name
-		must("veth "+name, plug(ns, host, ip.String()+"/24", "10.244.1.1"))
-		t.Cleanup(func() {
-			if lk, err := netlink.LinkByName(host); err == nil {
-				_ = netlink.LinkDel(lk)
-			}
-		})
-		lk, err := netlink.LinkByName(host)
-		must("find "+host, err)
-		must("enslave "+host, netlink.LinkSetMaster(lk, br))
-		// As the pod network does: with br_netfilter, a hairpin DNAT
-		// is bridged back out of the port it came in on.
-		must("hairpin "+host, netlink.LinkSetHairpin(lk, true))
-	}
-
-	l.client = netnstest.NewNetns(t, "client")
-	must("veth client", plug(l.client, "ptclient", clientIP+"/24", nodeIP))
-	t.Cleanup(func() {
-		if lk, err := netlink.LinkByName("ptclient"); err == nil {
-			_ = netlink.LinkDel(lk)
-		}
-	})
-	lk, err := netlink.LinkByName("ptclient")
-	must("find ptclient", err)
-	must("node address", netlink.AddrAdd(lk, mustAddr(nodeIP+"/24")))
-	return l
+	return proxylab.New(t, pods...)
 }
 
-// plug makes a veth pair: host stays here (up), eth0 goes into ns with
-// addr and a default route via gw.
-func plug(ns, host, addr, gw string) error {
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: host}, PeerName: host + "p"}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return err
-	}
-	peer, err := netlink.LinkByName(host + "p")
-	if err != nil {
-		return err
-	}
-	fd, err := unix.Open(ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := netlink.LinkSetNsFd(peer, fd); err != nil {
-		return err
-	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return err
-	}
-	return netns.Do(ns, func() error {
-		lk, err := netlink.LinkByName(host + "p")
-		if err != nil {
-			return err
-		}
-		if err := netlink.LinkSetName(lk, "eth0"); err != nil {
-			return err
-		}
-		if err := netlink.AddrAdd(lk, mustAddr(addr)); err != nil {
-			return err
-		}
-		if err := netlink.LinkSetUp(lk); err != nil {
-			return err
-		}
-		return netlink.RouteAdd(&netlink.Route{LinkIndex: lk.Attrs().Index, Gw: net.ParseIP(gw)})
-	})
-}
-
-func mustAddr(s string) *netlink.Addr {
-	a, err := netlink.ParseAddr(s)
-	if err != nil {
-		panic(err)
-	}
-	return a
-}
-
-func mustPrefix(s string) *net.IPNet {
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
-
-// serve runs an HTTP server on :8080 in every pod that answers
-// "<pod> <client ip>".
-func (l *lab) serve(t *testing.T) {
-	t.Helper()
-	for name, ns := range l.pods {
-		var ln net.Listener
-		err := netns.Do(ns, func() (err error) { ln, err = net.Listen("tcp4", ":8080"); return err })
-		if err != nil {
-			t.Fatalf("listen in %s: %v", name, err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			fmt.Fprintf(w, "%s %s", name, host)
-		})}
-		go func() { _ = srv.Serve(ln) }()
-		t.Cleanup(func() { _ = srv.Close() })
-	}
-}
-
-// dial connects from ns ("" = the node) to addr, from src when set.
 func dial(ns, src, addr string, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	if src != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
-	}
-	if ns == "" {
-		return d.Dial("tcp4", addr)
-	}
-	var c net.Conn
-	err := netns.Do(ns, func() (err error) { c, err = d.Dial("tcp4", addr); return err })
-	return c, err
+	return proxylab.Dial(ns, src, addr, timeout)
 }
 
 // get does one HTTP request on a new connection and returns the pod that
 // answered and the client address it saw.
 func get(ns, src, addr string) (pod, peer string, err error) {
-	c, err := dial(ns, src, addr, 2*time.Second)
-	if err != nil {
-		return "", "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-	body, err := roundTrip(c, bufio.NewReader(c), true)
+	body, err := proxylab.Get(ns, src, addr)
 	if err != nil {
 		return "", "", err
 	}
@@ -206,23 +56,6 @@ func get(ns, src, addr string) (pod, peer string, err error) {
 		return "", "", fmt.Errorf("body %q", body)
 	}
 	return f[0], f[1], nil
-}
-
-func roundTrip(c net.Conn, br *bufio.Reader, closeAfter bool) (string, error) {
-	hdr := ""
-	if closeAfter {
-		hdr = "Connection: close\r\n"
-	}
-	if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n%s\r\n", hdr); err != nil {
-		return "", err
-	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
 }
 
 func tcpSvc(name, vip string, port, nodePort uint16, eps []netip.AddrPort) dataplane.ServicePort {
@@ -260,10 +93,10 @@ func realBackend(t testing.TB) *iptables.Backend {
 func TestDatapath(t *testing.T) {
 	netnstest.Require(t)
 	l := newLab(t, "a", "b")
-	l.serve(t)
+	l.Serve(t)
 	ctx := context.Background()
-	epA := netip.AddrPortFrom(l.podIP["a"], 8080)
-	epB := netip.AddrPortFrom(l.podIP["b"], 8080)
+	epA := netip.AddrPortFrom(l.PodIP["a"], 8080)
+	epB := netip.AddrPortFrom(l.PodIP["b"], 8080)
 	state := func(webEps ...netip.AddrPort) dataplane.State {
 		return dataplane.State{
 			ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
@@ -337,24 +170,24 @@ func TestDatapath(t *testing.T) {
 		if pods["a"] < 50 || pods["b"] < 50 {
 			t.Errorf("200 requests split %v, want both endpoints well used", pods)
 		}
-		pods, _ = hits(t, l.pods["b"], "10.96.0.11:80", 5)
+		pods, _ = hits(t, l.Pods["b"], "10.96.0.11:80", 5)
 		if pods["a"] != 5 {
 			t.Errorf("pod b → only-a reached %v", pods)
 		}
 	})
 	t.Run("ClusterIP from outside the pod CIDR is masqueraded", func(t *testing.T) {
-		pods, peers := hits(t, l.client, "10.96.0.10:80", 20)
+		pods, peers := hits(t, l.Client, "10.96.0.10:80", 20)
 		if len(pods) != 2 || peers[clientIP] || !peers["10.244.1.1"] {
 			t.Errorf("pods %v saw clients %v, want both pods and only the node's bridge address", pods, peers)
 		}
 		// From a pod (inside the pod CIDR) the source is kept.
-		_, peers = hits(t, l.pods["b"], "10.96.0.11:80", 3)
-		if !peers[l.podIP["b"].String()] || len(peers) != 1 {
+		_, peers = hits(t, l.Pods["b"], "10.96.0.11:80", 3)
+		if !peers[l.PodIP["b"].String()] || len(peers) != 1 {
 			t.Errorf("pod b → ClusterIP seen as %v, want its own address", peers)
 		}
 	})
 	t.Run("NodePort from a client outside the node", func(t *testing.T) {
-		pods, peers := hits(t, l.client, nodeIP+":30080", 40)
+		pods, peers := hits(t, l.Client, nodeIP+":30080", 40)
 		if len(pods) != 2 || peers[clientIP] {
 			t.Errorf("pods %v saw clients %v, want both pods, client masqueraded", pods, peers)
 		}
@@ -370,7 +203,7 @@ func TestDatapath(t *testing.T) {
 		}
 	})
 	t.Run("externalTrafficPolicy Local keeps the client address", func(t *testing.T) {
-		pods, peers := hits(t, l.client, nodeIP+":30081", 10)
+		pods, peers := hits(t, l.Client, nodeIP+":30081", 10)
 		if pods["a"] != 10 || len(peers) != 1 || !peers[clientIP] {
 			t.Errorf("pods %v saw clients %v, want only the local endpoint a and the client's own address", pods, peers)
 		}
@@ -379,36 +212,36 @@ func TestDatapath(t *testing.T) {
 		}
 	})
 	t.Run("externalTrafficPolicy Local without local endpoints drops", func(t *testing.T) {
-		dropped(t, l.client, nodeIP+":30082")
+		dropped(t, l.Client, nodeIP+":30082")
 	})
 	t.Run("internalTrafficPolicy Local without local endpoints drops", func(t *testing.T) {
 		dropped(t, "", "10.96.0.16:80")
-		dropped(t, l.pods["a"], "10.96.0.16:80")
+		dropped(t, l.Pods["a"], "10.96.0.16:80")
 	})
 	t.Run("loadBalancerSourceRanges: listed sources reach the LB IP, others are dropped", func(t *testing.T) {
-		if pods, _ := hits(t, l.client, lbAllowed+":80", 5); pods["a"] != 5 {
+		if pods, _ := hits(t, l.Client, lbAllowed+":80", 5); pods["a"] != 5 {
 			t.Errorf("allowed client reached %v, want pod a 5 times", pods)
 		}
-		dropped(t, l.client, lbDenied+":80")
-		if pods, _ := hits(t, l.client, "10.96.0.15:80", 3); pods["a"] != 3 {
+		dropped(t, l.Client, lbDenied+":80")
+		if pods, _ := hits(t, l.Client, "10.96.0.15:80", 3); pods["a"] != 3 {
 			t.Errorf("ClusterIP of a source-filtered service reached %v", pods)
 		}
 	})
 	t.Run("hairpin: a pod reaches itself through its service", func(t *testing.T) {
-		pods, peers := hits(t, l.pods["a"], "10.96.0.11:80", 5)
-		if pods["a"] != 5 || peers[l.podIP["a"].String()] {
+		pods, peers := hits(t, l.Pods["a"], "10.96.0.11:80", 5)
+		if pods["a"] != 5 || peers[l.PodIP["a"].String()] {
 			t.Errorf("pods %v saw clients %v, want pod a, source masqueraded", pods, peers)
 		}
 	})
 	t.Run("no endpoints is refused at once", func(t *testing.T) {
 		refusedFast(t, "", "10.96.0.20:80")
-		refusedFast(t, l.client, "10.96.0.20:80")
-		refusedFast(t, l.pods["a"], "10.96.0.20:80")
-		refusedFast(t, l.client, nodeIP+":30090")
+		refusedFast(t, l.Client, "10.96.0.20:80")
+		refusedFast(t, l.Pods["a"], "10.96.0.20:80")
+		refusedFast(t, l.Client, nodeIP+":30090")
 	})
 	t.Run("unallocated service address is refused at once", func(t *testing.T) {
 		refusedFast(t, "", "10.96.5.5:80")
-		refusedFast(t, l.client, "10.96.5.5:80")
+		refusedFast(t, l.Client, "10.96.5.5:80")
 		refusedFast(t, "", "10.96.0.10:81")
 	})
 	t.Run("delta sync removes and adds an endpoint", func(t *testing.T) {
@@ -430,7 +263,7 @@ func TestDatapath(t *testing.T) {
 		}
 	})
 	t.Run("restart full sync keeps an established connection", func(t *testing.T) {
-		c, err := dial(l.client, "", "10.96.0.10:80", 2*time.Second)
+		c, err := dial(l.Client, "", "10.96.0.10:80", 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,30 +319,13 @@ func TestDatapath(t *testing.T) {
 func TestAffinityDatapath(t *testing.T) {
 	netnstest.Require(t)
 	l := newLab(t, "a", "b", "c")
-	l.serve(t)
+	l.Serve(t)
 	ctx := context.Background()
-	var clients []string
-	err := netns.Do(l.client, func() error {
-		lk, err := netlink.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
-		for i := range 9 {
-			a := fmt.Sprintf("192.168.77.%d", 3+i)
-			if err := netlink.AddrAdd(lk, mustAddr(a+"/24")); err != nil {
-				return err
-			}
-			clients = append(clients, a)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients = append([]string{clientIP}, clients...)
+	// Ten client addresses outside the node.
+	clients := l.Clients(t, 10)
 	ep := map[string]netip.AddrPort{}
 	for _, p := range []string{"a", "b", "c"} {
-		ep[p] = netip.AddrPortFrom(l.podIP[p], 8080)
+		ep[p] = netip.AddrPortFrom(l.PodIP[p], 8080)
 	}
 	state := func(pods ...string) dataplane.State {
 		var e []netip.AddrPort
@@ -532,7 +348,7 @@ func TestAffinityDatapath(t *testing.T) {
 	const vip = "10.96.0.60:80"
 	getFrom := func(t *testing.T, src, addr string) string {
 		t.Helper()
-		pod, _, err := get(l.client, src, addr)
+		pod, _, err := get(l.Client, src, addr)
 		if err != nil {
 			t.Fatalf("GET %s from %s: %v", addr, src, err)
 		}

@@ -5,7 +5,6 @@ package nftables_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"sigs.k8s.io/knftables"
 
 	"github.com/portal-net/portal/internal/proxy/dataplane"
@@ -276,31 +274,13 @@ func getFrom(t *testing.T, ns, src, addr string) string {
 func TestAffinityDatapath(t *testing.T) {
 	netnstest.Require(t)
 	l := newLab(t, "a", "b", "c")
-	l.serve(t)
+	l.Serve(t)
 	ctx := context.Background()
 	// Ten client addresses outside the node.
-	var clients []string
-	err := netns.Do(l.client, func() error {
-		lk, err := netlink.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
-		for i := range 9 {
-			a := fmt.Sprintf("192.168.77.%d", 3+i)
-			if err := netlink.AddrAdd(lk, mustAddr(a+"/24")); err != nil {
-				return err
-			}
-			clients = append(clients, a)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	clients = append([]string{clientIP}, clients...)
+	clients := l.Clients(t, 10)
 	ep := map[string]netip.AddrPort{}
 	for _, p := range []string{"a", "b", "c"} {
-		ep[p] = netip.AddrPortFrom(l.podIP[p], 8080)
+		ep[p] = netip.AddrPortFrom(l.PodIP[p], 8080)
 	}
 	state := func(pods ...string) dataplane.State {
 		var e []netip.AddrPort
@@ -329,7 +309,7 @@ func TestAffinityDatapath(t *testing.T) {
 		got := map[string]string{}
 		for _, c := range clients {
 			for range n {
-				p := getFrom(t, l.client, c, addr)
+				p := getFrom(t, l.Client, c, addr)
 				if prev, ok := got[c]; ok && prev != p {
 					t.Fatalf("client %s reached %s then %s, want one pod", c, prev, p)
 				}
@@ -341,9 +321,9 @@ func TestAffinityDatapath(t *testing.T) {
 	first := clients[0]
 	pins := map[string]string{}
 	t.Run("a client keeps its endpoint", func(t *testing.T) {
-		p := getFrom(t, l.client, first, vip)
+		p := getFrom(t, l.Client, first, vip)
 		for i := range 20 {
-			if again := getFrom(t, l.client, first, vip); again != p {
+			if again := getFrom(t, l.Client, first, vip); again != p {
 				t.Fatalf("connection %d went to %s, want %s", i+1, again, p)
 			}
 		}
@@ -380,19 +360,19 @@ func TestAffinityDatapath(t *testing.T) {
 		if err := b.Sync(ctx, state(rest...)); err != nil {
 			t.Fatal(err)
 		}
-		p := getFrom(t, l.client, first, vip)
+		p := getFrom(t, l.Client, first, vip)
 		if p == gone {
 			t.Fatalf("client still reached removed endpoint %s", gone)
 		}
 		for range 10 {
-			if again := getFrom(t, l.client, first, vip); again != p {
+			if again := getFrom(t, l.Client, first, vip); again != p {
 				t.Fatalf("after the move the client reached %s then %s, want one pod", p, again)
 			}
 		}
 		// Clients pinned elsewhere stay where they were.
 		for _, c := range clients[1:] {
 			if pins[c] != gone {
-				if got := getFrom(t, l.client, c, vip); got != pins[c] {
+				if got := getFrom(t, l.Client, c, vip); got != pins[c] {
 					t.Errorf("client %s moved from %s to %s when %s went", c, pins[c], got, gone)
 				}
 			}

@@ -5,11 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -17,243 +14,32 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	"sigs.k8s.io/knftables"
 
 	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/nftables"
-	"github.com/portal-net/portal/internal/sys/netns"
 	"github.com/portal-net/portal/internal/testutil/netnstest"
+	"github.com/portal-net/portal/internal/testutil/proxylab"
 )
-
-// lab is a node (the test's own isolated namespace) with a bridge
-// 10.244.1.1/24 holding pods, and a client namespace outside the cluster
-// reaching the node at 192.168.77.1 over a veth.
-type lab struct {
-	pods   map[string]string // pod name → netns path
-	podIP  map[string]netip.Addr
-	client string // netns path
-}
 
 const (
-	bridgeName = "ptbr0"
-	nodeIP     = "192.168.77.1"
-	clientIP   = "192.168.77.2"
-	lbAllowed  = "203.0.113.14"
-	lbDenied   = "203.0.113.15"
+	nodeIP    = proxylab.NodeIP
+	clientIP  = proxylab.ClientIP
+	lbAllowed = "203.0.113.14"
+	lbDenied  = "203.0.113.15"
 )
 
-func newLab(t *testing.T, pods ...string) *lab {
-	t.Helper()
-	netnstest.Require(t)
-	l := &lab{pods: map[string]string{}, podIP: map[string]netip.Addr{}}
-	must := func(what string, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName}}
-	must("add bridge", netlink.LinkAdd(br))
-	t.Cleanup(func() { _ = netlink.LinkDel(br) })
-	must("bridge address", netlink.AddrAdd(br, mustAddr("10.244.1.1/24")))
-	must("bridge up", netlink.LinkSetUp(br))
-	must("ip_forward", os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644))
-	// The service CIDR is routed locally, so nothing in it leaks out.
-	must("service route", netlink.RouteAdd(&netlink.Route{LinkIndex: br.Attrs().Index, Dst: mustPrefix("10.96.0.0/16")}))
+var (
+	newLab    = proxylab.New
+	ask       = proxylab.Ask
+	roundTrip = proxylab.RoundTrip
+)
 
-	for i, name := range pods {
-		ns := netnstest.NewNetns(t, name)
-		ip := netip.AddrFrom4([4]byte{10, 244, 1, byte(2 + i)})
-		l.pods[name], l.podIP[name] = ns, ip
-		host := "pt" + name
-		must("veth "+name, plug(ns, host, ip.String()+"/24", "10.244.1.1"))
-		t.Cleanup(func() {
-			if lk, err := netlink.LinkByName(host); err == nil {
-				_ = netlink.LinkDel(lk)
-			}
-		})
-		lk, err := netlink.LinkByName(host)
-		must("find "+host, err)
-		must("enslave "+host, netlink.LinkSetMaster(lk, br))
-		// As the pod network does: with br_netfilter, a hairpin DNAT
-		// is bridged back out of the port it came in on.
-		must("hairpin "+host, netlink.LinkSetHairpin(lk, true))
-	}
-
-	l.client = netnstest.NewNetns(t, "client")
-	must("veth client", plug(l.client, "ptclient", clientIP+"/24", nodeIP))
-	t.Cleanup(func() {
-		if lk, err := netlink.LinkByName("ptclient"); err == nil {
-			_ = netlink.LinkDel(lk)
-		}
-	})
-	lk, err := netlink.LinkByName("ptclient")
-	must("find ptclient", err)
-	must("node address", netlink.AddrAdd(lk, mustAddr(nodeIP+"/24")))
-	return l
-}
-
-// plug makes a veth pair: host stays here (up), eth0 goes into ns with
-// addr and a default route via gw.
-func plug(ns, host, addr, gw string) error {
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: host}, PeerName: host + "p"}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return err
-	}
-	peer, err := netlink.LinkByName(host + "p")
-	if err != nil {
-		return err
-	}
-	fd, err := unix.Open(ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := netlink.LinkSetNsFd(peer, fd); err != nil {
-		return err
-	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return err
-	}
-	return netns.Do(ns, func() error {
-		lk, err := netlink.LinkByName(host + "p")
-		if err != nil {
-			return err
-		}
-		if err := netlink.LinkSetName(lk, "eth0"); err != nil {
-			return err
-		}
-		if err := netlink.AddrAdd(lk, mustAddr(addr)); err != nil {
-			return err
-		}
-		if err := netlink.LinkSetUp(lk); err != nil {
-			return err
-		}
-		return netlink.RouteAdd(&netlink.Route{LinkIndex: lk.Attrs().Index, Gw: net.ParseIP(gw)})
-	})
-}
-
-func mustAddr(s string) *netlink.Addr {
-	a, err := netlink.ParseAddr(s)
-	if err != nil {
-		panic(err)
-	}
-	return a
-}
-
-func mustPrefix(s string) *net.IPNet {
-	_, n, err := net.ParseCIDR(s)
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
-
-// serve runs an HTTP server on TCP :8080 and a UDP echo server on UDP
-// :8080 in every pod; both answer "<pod> <client ip>".
-func (l *lab) serve(t *testing.T) {
-	t.Helper()
-	for name, ns := range l.pods {
-		var ln net.Listener
-		var pc net.PacketConn
-		err := netns.Do(ns, func() (err error) {
-			if ln, err = net.Listen("tcp4", ":8080"); err != nil {
-				return err
-			}
-			pc, err = net.ListenPacket("udp4", ":8080")
-			return err
-		})
-		if err != nil {
-			t.Fatalf("listen in %s: %v", name, err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			fmt.Fprintf(w, "%s %s", name, host)
-		})}
-		go func() { _ = srv.Serve(ln) }()
-		t.Cleanup(func() { _ = srv.Close() })
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			buf := make([]byte, 64)
-			for {
-				_, from, err := pc.ReadFrom(buf)
-				if err != nil {
-					return // closed
-				}
-				host, _, _ := net.SplitHostPort(from.String())
-				_, _ = pc.WriteTo([]byte(name+" "+host), from)
-			}
-		}()
-		t.Cleanup(func() { _ = pc.Close(); <-done })
-	}
-}
-
-// ask sends one UDP datagram from a new socket in ns ("" = the node) to
-// addr and returns the answer. A new socket is a new source port, so a
-// new conntrack entry and a new pick.
-func ask(ns, addr string) (string, error) {
-	var c net.Conn
-	d := func() (err error) { c, err = net.Dial("udp4", addr); return err }
-	var err error
-	if ns == "" {
-		err = d()
-	} else {
-		err = netns.Do(ns, d)
-	}
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("q")); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 64)
-	n, err := c.Read(buf)
-	return string(buf[:n]), err
-}
-
-// dial connects from ns ("" = the node) to addr.
 func dial(ns, addr string, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	if ns == "" {
-		return d.Dial("tcp4", addr)
-	}
-	var c net.Conn
-	err := netns.Do(ns, func() (err error) { c, err = d.Dial("tcp4", addr); return err })
-	return c, err
+	return proxylab.Dial(ns, "", addr, timeout)
 }
 
-// get does one HTTP request on a new connection and returns the body.
-func get(ns, addr string) (string, error) {
-	c, err := dial(ns, addr, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
-	return roundTrip(c, bufio.NewReader(c), true)
-}
-
-func roundTrip(c net.Conn, br *bufio.Reader, closeAfter bool) (string, error) {
-	hdr := ""
-	if closeAfter {
-		hdr = "Connection: close\r\n"
-	}
-	if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\n%s\r\n", hdr); err != nil {
-		return "", err
-	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
+func get(ns, addr string) (string, error) { return proxylab.Get(ns, "", addr) }
 
 func tcpSvc(name, vip string, port, nodePort uint16, eps []netip.AddrPort) dataplane.ServicePort {
 	return dataplane.ServicePort{Name: name, VIPs: []netip.Addr{ip(vip)}, Protocol: "tcp", Port: port,
@@ -279,11 +65,11 @@ func realNFT(t testing.TB, opts ...knftables.Option) knftables.Interface {
 func TestDatapath(t *testing.T) {
 	netnstest.Require(t)
 	l := newLab(t, "a", "b", "c")
-	l.serve(t)
+	l.Serve(t)
 	ctx := context.Background()
-	epA := netip.AddrPortFrom(l.podIP["a"], 8080)
-	epB := netip.AddrPortFrom(l.podIP["b"], 8080)
-	epC := netip.AddrPortFrom(l.podIP["c"], 8080)
+	epA := netip.AddrPortFrom(l.PodIP["a"], 8080)
+	epB := netip.AddrPortFrom(l.PodIP["b"], 8080)
+	epC := netip.AddrPortFrom(l.PodIP["c"], 8080)
 	state := func(webEps ...netip.AddrPort) dataplane.State {
 		return dataplane.State{
 			ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
@@ -367,14 +153,14 @@ func TestDatapath(t *testing.T) {
 		if pods["a"] < 20 || pods["b"] < 20 {
 			t.Errorf("100 queries to a UDP ClusterIP split %v, want both endpoints well used", pods)
 		}
-		if pods, _ := asks(t, l.pods["b"], "10.96.0.17:53", 5); pods["a"] != 5 {
+		if pods, _ := asks(t, l.Pods["b"], "10.96.0.17:53", 5); pods["a"] != 5 {
 			t.Errorf("one-endpoint UDP service from pod b reached %v, want pod a 5 times", pods)
 		}
-		pods, peers := asks(t, l.client, nodeIP+":30080", 40)
+		pods, peers := asks(t, l.Client, nodeIP+":30080", 40)
 		if len(pods) != 2 || peers[clientIP] {
 			t.Errorf("UDP NodePort: pods %v saw clients %v, want both pods, client masqueraded", pods, peers)
 		}
-		if pods, _ := asks(t, l.client, nodeIP+":30053", 5); pods["a"] != 5 {
+		if pods, _ := asks(t, l.Client, nodeIP+":30053", 5); pods["a"] != 5 {
 			t.Errorf("one-endpoint UDP NodePort reached %v, want pod a 5 times", pods)
 		}
 	}
@@ -391,7 +177,7 @@ func TestDatapath(t *testing.T) {
 		if pods, _ := asks(t, "", "10.96.0.18:53", 90); len(pods) != 3 {
 			t.Errorf("UDP ClusterIP with 3 endpoints reached %v, want all three", pods)
 		}
-		if pods, _ := asks(t, l.client, nodeIP+":30054", 60); len(pods) != 3 {
+		if pods, _ := asks(t, l.Client, nodeIP+":30054", 60); len(pods) != 3 {
 			t.Errorf("UDP NodePort with 3 endpoints reached %v, want all three", pods)
 		}
 		if err := b.Sync(ctx, state(epA, epB)); err != nil {
@@ -405,13 +191,13 @@ func TestDatapath(t *testing.T) {
 		}
 	})
 	t.Run("ClusterIP from outside the pod CIDR is masqueraded", func(t *testing.T) {
-		pods, peers := hits(t, l.client, "10.96.0.10:80", 20)
+		pods, peers := hits(t, l.Client, "10.96.0.10:80", 20)
 		if len(pods) != 2 || peers[clientIP] || !peers["10.244.1.1"] {
 			t.Errorf("pods %v saw clients %v, want both pods and only the node's bridge address", pods, peers)
 		}
 	})
 	t.Run("NodePort from a client outside the node", func(t *testing.T) {
-		pods, peers := hits(t, l.client, nodeIP+":30080", 40)
+		pods, peers := hits(t, l.Client, nodeIP+":30080", 40)
 		if len(pods) != 2 || peers[clientIP] {
 			t.Errorf("pods %v saw clients %v, want both pods, client masqueraded", pods, peers)
 		}
@@ -421,7 +207,7 @@ func TestDatapath(t *testing.T) {
 		}
 	})
 	t.Run("externalTrafficPolicy Local keeps the client address", func(t *testing.T) {
-		pods, peers := hits(t, l.client, nodeIP+":30081", 10)
+		pods, peers := hits(t, l.Client, nodeIP+":30081", 10)
 		if pods["a"] != 10 || len(peers) != 1 || !peers[clientIP] {
 			t.Errorf("pods %v saw clients %v, want only the local endpoint a and the client's own address", pods, peers)
 		}
@@ -431,7 +217,7 @@ func TestDatapath(t *testing.T) {
 		}
 	})
 	t.Run("externalTrafficPolicy Local without local endpoints drops", func(t *testing.T) {
-		c, err := dial(l.client, nodeIP+":30082", 300*time.Millisecond)
+		c, err := dial(l.Client, nodeIP+":30082", 300*time.Millisecond)
 		if err == nil {
 			c.Close()
 			t.Fatal("connected, want the SYN dropped")
@@ -452,12 +238,12 @@ func TestDatapath(t *testing.T) {
 		}
 	}
 	t.Run("loadBalancerSourceRanges: listed sources reach the LB IP, others are dropped", func(t *testing.T) {
-		if pods, _ := hits(t, l.client, lbAllowed+":80", 5); pods["a"] != 5 {
+		if pods, _ := hits(t, l.Client, lbAllowed+":80", 5); pods["a"] != 5 {
 			t.Errorf("allowed client reached %v, want pod a 5 times", pods)
 		}
-		dropped(t, l.client, lbDenied+":80")
+		dropped(t, l.Client, lbDenied+":80")
 		// The ClusterIP of the same service is not filtered.
-		if pods, _ := hits(t, l.client, "10.96.0.15:80", 3); pods["a"] != 3 {
+		if pods, _ := hits(t, l.Client, "10.96.0.15:80", 3); pods["a"] != 3 {
 			t.Errorf("ClusterIP of a source-filtered service reached %v", pods)
 		}
 	})
@@ -465,8 +251,8 @@ func TestDatapath(t *testing.T) {
 		dropped(t, "", "10.96.0.16:80")
 	})
 	t.Run("hairpin: a pod reaches itself through its service", func(t *testing.T) {
-		pods, peers := hits(t, l.pods["a"], "10.96.0.11:80", 5)
-		if pods["a"] != 5 || peers[l.podIP["a"].String()] {
+		pods, peers := hits(t, l.Pods["a"], "10.96.0.11:80", 5)
+		if pods["a"] != 5 || peers[l.PodIP["a"].String()] {
 			t.Errorf("pods %v saw clients %v, want pod a, source masqueraded", pods, peers)
 		}
 	})
@@ -485,12 +271,12 @@ func TestDatapath(t *testing.T) {
 	}
 	t.Run("no endpoints is refused at once", func(t *testing.T) {
 		refusedFast(t, "", "10.96.0.20:80")
-		refusedFast(t, l.client, "10.96.0.20:80")
-		refusedFast(t, l.client, nodeIP+":30090")
+		refusedFast(t, l.Client, "10.96.0.20:80")
+		refusedFast(t, l.Client, nodeIP+":30090")
 	})
 	t.Run("unallocated service address is refused at once", func(t *testing.T) {
 		refusedFast(t, "", "10.96.5.5:80")
-		refusedFast(t, l.client, "10.96.5.5:80")
+		refusedFast(t, l.Client, "10.96.5.5:80")
 		refusedFast(t, "", "10.96.0.10:81")
 	})
 	t.Run("delta sync removes and adds an endpoint", func(t *testing.T) {
@@ -508,7 +294,7 @@ func TestDatapath(t *testing.T) {
 		}
 	})
 	t.Run("restart full sync keeps an established connection", func(t *testing.T) {
-		c, err := dial(l.client, "10.96.0.10:80", 2*time.Second)
+		c, err := dial(l.Client, "10.96.0.10:80", 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -538,7 +324,7 @@ func TestDatapath(t *testing.T) {
 			br *bufio.Reader
 		}
 		var conns []conn
-		for _, tt := range []struct{ ns, addr string }{{"", "10.96.0.10:80"}, {l.client, "10.96.0.10:80"}, {l.client, nodeIP + ":30080"}} {
+		for _, tt := range []struct{ ns, addr string }{{"", "10.96.0.10:80"}, {l.Client, "10.96.0.10:80"}, {l.Client, nodeIP + ":30080"}} {
 			c, err := dial(tt.ns, tt.addr, 2*time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -561,13 +347,13 @@ func TestDatapath(t *testing.T) {
 		}
 		use("without endpoints")
 		refusedFast(t, "", "10.96.0.10:80")
-		refusedFast(t, l.client, "10.96.0.10:80")
-		refusedFast(t, l.client, nodeIP+":30080")
+		refusedFast(t, l.Client, "10.96.0.10:80")
+		refusedFast(t, l.Client, nodeIP+":30080")
 		if err := b.Sync(ctx, state(epA, epB)); err != nil {
 			t.Fatal(err)
 		}
 		use("with endpoints again")
-		if pods, _ := hits(t, l.client, "10.96.0.10:80", 20); len(pods) != 2 {
+		if pods, _ := hits(t, l.Client, "10.96.0.10:80", 20); len(pods) != 2 {
 			t.Errorf("new connections after the endpoints came back reached %v, want both", pods)
 		}
 	})
@@ -696,7 +482,7 @@ add element ip portal-proxy dispatch { 10.96.0.10 . tcp . 80 : goto pick1 }
 func TestUpgradeFromOneBackendsMap(t *testing.T) {
 	netnstest.Require(t)
 	l := newLab(t, "a")
-	l.serve(t)
+	l.Serve(t)
 	ctx := context.Background()
 	nft := realNFT(t)
 	cmd := exec.Command("nft", "-f", "-")
@@ -718,7 +504,7 @@ func TestUpgradeFromOneBackendsMap(t *testing.T) {
 		t.Fatalf("old layout serves %q, %v", body, err)
 	}
 
-	ep := netip.AddrPortFrom(l.podIP["a"], 8080)
+	ep := netip.AddrPortFrom(l.PodIP["a"], 8080)
 	s := dataplane.State{
 		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 		PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),

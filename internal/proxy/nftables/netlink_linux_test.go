@@ -120,9 +120,9 @@ func TestLayoutChangeRecreatesTable(t *testing.T) {
 func TestRestartUnderLoad(t *testing.T) {
 	netnstest.Require(t)
 	l := newLab(t, "a", "b")
-	l.serve(t)
+	l.Serve(t)
 	ctx := context.Background()
-	eps := []netip.AddrPort{netip.AddrPortFrom(l.podIP["a"], 8080), netip.AddrPortFrom(l.podIP["b"], 8080)}
+	eps := []netip.AddrPort{netip.AddrPortFrom(l.PodIP["a"], 8080), netip.AddrPortFrom(l.PodIP["b"], 8080)}
 	s := dataplane.State{
 		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 		PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),

@@ -128,9 +128,9 @@ func (tr *tracer) path(t *testing.T, dst netip.AddrPort) []string {
 func TestPacketTrace(t *testing.T) {
 	netnstest.Require(t)
 	l := newLab(t, "a", "b")
-	l.serve(t)
-	epA := netip.AddrPortFrom(l.podIP["a"], 8080)
-	epB := netip.AddrPortFrom(l.podIP["b"], 8080)
+	l.Serve(t)
+	epA := netip.AddrPortFrom(l.PodIP["a"], 8080)
+	epB := netip.AddrPortFrom(l.PodIP["b"], 8080)
 	s := dataplane.State{
 		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 		PodCIDR:      netip.MustParsePrefix("10.244.0.0/16"),
@@ -160,7 +160,7 @@ func TestPacketTrace(t *testing.T) {
 		want []string // the rules hit in table portal-proxy, in order
 	}{{
 		name: "ClusterIP from outside: dispatch → pick chain marks for masquerade and DNATs",
-		from: l.client, dst: "10.96.0.10:80",
+		from: l.Client, dst: "10.96.0.10:80",
 		want: []string{filterJump, natJump,
 			"services: ip daddr . meta l4proto . th dport vmap @dispatch → goto pick-tcp-2",
 			"pick-tcp-2: ip saddr != 10.244.0.0/16 meta mark set meta mark | 0x00004000 → continue",
@@ -168,7 +168,7 @@ func TestPacketTrace(t *testing.T) {
 			"nat-postrouting: meta mark & 0x00004000 == 0x00004000 meta mark set meta mark & 0xffffbfff masquerade → accept"},
 	}, {
 		name: "NodePort: the node-ports map, external pick chain",
-		from: l.client, dst: nodeIP + ":30080",
+		from: l.Client, dst: nodeIP + ":30080",
 		want: []string{filterJump, natJump,
 			"services: ip daddr @node-ips meta l4proto . th dport vmap @nodeports → goto np-pick-tcp-2",
 			"np-pick-tcp-2: meta mark set meta mark | 0x00004000 → continue",
@@ -176,24 +176,24 @@ func TestPacketTrace(t *testing.T) {
 			"nat-postrouting: meta mark & 0x00004000 == 0x00004000 meta mark set meta mark & 0xffffbfff masquerade → accept"},
 	}, {
 		name: "no endpoints: rejected before NAT",
-		from: l.client, dst: "10.96.0.20:80",
+		from: l.Client, dst: "10.96.0.20:80",
 		want: []string{filterJump,
 			"filter-services: ip daddr . meta l4proto . th dport vmap @no-endpoints → goto reject-chain",
 			"reject-chain: reject with tcp reset → drop"},
 	}, {
 		name: "unallocated service address: rejected",
-		from: l.client, dst: "10.96.9.9:80",
+		from: l.Client, dst: "10.96.9.9:80",
 		want: []string{filterJump,
 			"filter-services: ip daddr @service-cidrs ip daddr . meta l4proto . th dport != @service-ports goto reject-chain → goto reject-chain",
 			"reject-chain: reject with tcp reset → drop"},
 	}, {
 		name: "externalTrafficPolicy Local without a local endpoint: dropped",
-		from: l.client, dst: nodeIP + ":30082",
+		from: l.Client, dst: nodeIP + ":30082",
 		want: []string{filterJump,
 			"filter-services: ip daddr @node-ips meta l4proto . th dport vmap @nodeport-no-endpoints → drop"},
 	}, {
 		name: "loadBalancerSourceRanges: a source outside them is dropped",
-		from: l.client, dst: lbDenied + ":80",
+		from: l.Client, dst: lbDenied + ":80",
 		want: []string{filterJump,
 			"filter-services: ip daddr . meta l4proto . th dport @lb-source-filtered ip daddr . meta l4proto . th dport . ip saddr != @lb-source-allowed drop → drop"},
 	}} {
