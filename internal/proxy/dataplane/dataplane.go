@@ -8,6 +8,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -31,8 +32,37 @@ type State struct {
 	// is masqueraded except hairpin.
 	PodCIDR netip.Prefix
 	// NodeIPs are the addresses NodePorts answer on (never 127.0.0.1).
-	NodeIPs  []netip.Addr
+	NodeIPs []netip.Addr
+	// Services is read only during the call: the caller may reuse it.
 	Services []ServicePort
+	// Changed, when not nil, is a promise from the caller: every service
+	// port whose Name is not in it is Equal to the one in the State of
+	// the last successful Sync, and Services is sorted by Name with no
+	// name twice. A partial Sync may then look at the changed names
+	// alone (see ChangedPorts) instead of comparing every service port.
+	// nil promises nothing.
+	Changed map[string]bool
+}
+
+// ChangedPorts returns, when s.Changed is set, the changed names in order
+// with each one's service port in s (nil: it is gone); ok is false when
+// s.Changed is nil.
+func (s *State) ChangedPorts() (names []string, ports []*ServicePort, ok bool) {
+	if s.Changed == nil {
+		return nil, nil, false
+	}
+	names = make([]string, 0, len(s.Changed))
+	for n := range s.Changed {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	ports = make([]*ServicePort, len(names))
+	for i, n := range names {
+		if at, found := slices.BinarySearchFunc(s.Services, n, func(sp ServicePort, n string) int { return strings.Compare(sp.Name, n) }); found {
+			ports[i] = &s.Services[at]
+		}
+	}
+	return names, ports, true
 }
 
 // ServicePort is one port of one service.
@@ -104,4 +134,34 @@ func (sp *ServicePort) Equal(o *ServicePort) bool {
 		slices.Equal(sp.VIPs, o.VIPs) && slices.Equal(sp.External, o.External) &&
 		slices.Equal(sp.LoadBalancerIPs, o.LoadBalancerIPs) && slices.Equal(sp.SourceRanges, o.SourceRanges) &&
 		slices.Equal(sp.Endpoints, o.Endpoints) && slices.Equal(sp.ExternalEndpoints, o.ExternalEndpoints)
+}
+
+// SortByName sorts service ports by Name, the order State.Changed needs.
+func SortByName(sps []ServicePort) {
+	slices.SortFunc(sps, func(a, b ServicePort) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// ChangedNames is the State.Changed of going from service ports a to b:
+// the names that are in one only or not Equal in both.
+func ChangedNames(a, b []ServicePort) map[string]bool {
+	index := func(sps []ServicePort) map[string]*ServicePort {
+		m := make(map[string]*ServicePort, len(sps))
+		for i := range sps {
+			m[sps[i].Name] = &sps[i]
+		}
+		return m
+	}
+	am, bm := index(a), index(b)
+	out := map[string]bool{}
+	for n, sp := range am {
+		if o := bm[n]; o == nil || !sp.Equal(o) {
+			out[n] = true
+		}
+	}
+	for n := range bm {
+		if am[n] == nil {
+			out[n] = true
+		}
+	}
+	return out
 }

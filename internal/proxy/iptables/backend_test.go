@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -163,46 +164,63 @@ func TestDeltaSync(t *testing.T) {
 		{"last endpoint gone: reject instead of DNAT", emptied, "delta-empty.golden"},
 		{"affinity endpoint gone: its chain goes", stickyGone, "delta-affinity.golden"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fake := iptables.NewFake()
-			b := iptables.New(iptables.Options{Runner: fake})
-			if err := b.Sync(ctx, base); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Sync(ctx, tc.to); err != nil {
-				t.Fatal(err)
-			}
-			got := ""
-			if len(fake.Inputs) > 1 {
-				got = fake.Inputs[len(fake.Inputs)-1]
-			}
-			want := ""
-			if tc.golden != "" {
-				path := filepath.Join("testdata", tc.golden)
-				if *update {
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
+		// Each change twice: as a plain State, and with State.Changed
+		// naming the service ports that differ (what the runner sends).
+		for _, hinted := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/hinted=%v", tc.name, hinted), func(t *testing.T) {
+				fake := iptables.NewFake()
+				b := iptables.New(iptables.Options{Runner: fake})
+				from, to := base, tc.to
+				if hinted {
+					from, to = sortedState(base), sortedState(tc.to)
+					to.Changed = dataplane.ChangedNames(from.Services, to.Services)
+				}
+				if err := b.Sync(ctx, from); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Sync(ctx, to); err != nil {
+					t.Fatal(err)
+				}
+				got := ""
+				if len(fake.Inputs) > 1 {
+					got = fake.Inputs[len(fake.Inputs)-1]
+				}
+				want := ""
+				if tc.golden != "" {
+					path := filepath.Join("testdata", tc.golden)
+					if *update {
+						if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+							t.Fatal(err)
+						}
 					}
+					b, err := os.ReadFile(path)
+					if err != nil {
+						t.Fatalf("%v (run with -update to create it)", err)
+					}
+					want = string(b)
 				}
-				b, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
+				if got != want {
+					t.Errorf("delta restore input (run with -update to accept):\n%s\nwant:\n%s", got, want)
 				}
-				want = string(b)
-			}
-			if got != want {
-				t.Errorf("delta restore input (run with -update to accept):\n%s\nwant:\n%s", got, want)
-			}
-			// The delta leaves the tables as a full sync of the new state would.
-			full := iptables.NewFake()
-			if err := iptables.New(iptables.Options{Runner: full}).Sync(ctx, tc.to); err != nil {
-				t.Fatal(err)
-			}
-			if w, g := ruleLines(t, full), ruleLines(t, fake); !slices.Equal(w, g) {
-				t.Errorf("tables after the delta differ from a full sync:\n%s", lineDiff(w, g))
-			}
-		})
+				// The delta leaves the tables as a full sync of the new state would.
+				full := iptables.NewFake()
+				if err := iptables.New(iptables.Options{Runner: full}).Sync(ctx, tc.to); err != nil {
+					t.Fatal(err)
+				}
+				if w, g := ruleLines(t, full), ruleLines(t, fake); !slices.Equal(w, g) {
+					t.Errorf("tables after the delta differ from a full sync:\n%s", lineDiff(w, g))
+				}
+			})
+		}
 	}
+}
+
+// sortedState is s with its own Services sorted by name, as the runner
+// sends them.
+func sortedState(s dataplane.State) dataplane.State {
+	s.Services = slices.Clone(s.Services)
+	dataplane.SortByName(s.Services)
+	return s
 }
 
 // countJumps counts the jump rules of ours in builtin chains.

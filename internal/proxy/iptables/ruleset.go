@@ -85,6 +85,7 @@ func newRuleset(g globals) *ruleset {
 // the same address . protocol . port, the first in s wins.
 func render(s dataplane.State) *ruleset {
 	r := newRuleset(globalsOf(s))
+	s.Changed = nil // everything is new here
 	r.update(s)
 	return r
 }
@@ -184,6 +185,10 @@ func (r *ruleset) update(s dataplane.State) {
 	// One pass over s marks what is unchanged; no map of s is built, as
 	// a delta at 10,000 service ports should cost little besides the
 	// comparisons.
+	if names, ports, ok := s.ChangedPorts(); ok {
+		r.updateChanged(names, ports)
+		return
+	}
 	r.gen++
 	var fresh []*dataplane.ServicePort
 	for i := range s.Services {
@@ -209,6 +214,22 @@ func (r *ruleset) update(s dataplane.State) {
 	for _, sp := range fresh {
 		if _, dup := r.services[sp.Name]; !dup {
 			r.add(sp.Name, *sp)
+		}
+	}
+	r.finish()
+}
+
+// updateChanged is update when the State says which service ports
+// changed: only those are compared and rewritten.
+func (r *ruleset) updateChanged(names []string, ports []*dataplane.ServicePort) {
+	for i, name := range names {
+		if a := r.services[name]; a != nil && (ports[i] == nil || !a.sp.Equal(ports[i])) {
+			r.remove(name)
+		}
+	}
+	for i, name := range names {
+		if _, ok := r.services[name]; !ok && ports[i] != nil {
+			r.add(name, *ports[i])
 		}
 	}
 	r.finish()

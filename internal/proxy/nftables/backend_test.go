@@ -410,48 +410,60 @@ func TestDeltaSync(t *testing.T) {
 		want:   []string{"add element " + tbl + "node-ips { 192.168.2.10 }"},
 	}}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			nft := newRecorder()
-			b := nft.backend()
-			if err := b.Sync(ctx, sampleState()); err != nil {
-				t.Fatal(err)
-			}
-			s := sampleState()
-			tt.change(&s)
-			if err := b.Sync(ctx, s); err != nil {
-				t.Fatal(err)
-			}
-			if tt.want == nil {
-				if len(nft.runs) != 1 {
-					t.Errorf("ran %d transactions, want only the full sync", len(nft.runs))
+		// Each change twice: as a plain State, and with State.Changed
+		// naming the service ports that differ (what the runner sends).
+		for _, hinted := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/hinted=%v", tt.name, hinted), func(t *testing.T) {
+				ctx := context.Background()
+				nft := newRecorder()
+				b := nft.backend()
+				before := sampleState()
+				if hinted {
+					dataplane.SortByName(before.Services)
 				}
-				return
-			}
-			if len(nft.runs) != 2 {
-				t.Fatalf("ran %d transactions, want 2", len(nft.runs))
-			}
-			want := slices.Clone(tt.want)
-			slices.Sort(want)
-			if got := nft.last(t); !slices.Equal(got, want) {
-				t.Errorf("delta transaction:\n%s", lineDiff(strings.Join(want, "\n"), strings.Join(got, "\n")))
-			}
-			// The delta leaves the same table a full sync of s would build.
-			fresh := newRecorder()
-			if err := fresh.backend().Sync(ctx, s); err != nil {
-				t.Fatal(err)
-			}
-			// Unused pick chains stay until the next full sync.
-			var d []string
-			for l := range strings.SplitSeq(lineDiff(fresh.Dump(), nft.Dump()), "\n") {
-				if l != "" && !stalePick(l) {
-					d = append(d, l)
+				if err := b.Sync(ctx, before); err != nil {
+					t.Fatal(err)
 				}
-			}
-			if len(d) > 0 {
-				t.Errorf("table after delta differs from a full sync:\n%s", strings.Join(d, "\n"))
-			}
-		})
+				s := sampleState()
+				tt.change(&s)
+				if hinted {
+					dataplane.SortByName(s.Services)
+					s.Changed = dataplane.ChangedNames(before.Services, s.Services)
+				}
+				if err := b.Sync(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+				if tt.want == nil {
+					if len(nft.runs) != 1 {
+						t.Errorf("ran %d transactions, want only the full sync", len(nft.runs))
+					}
+					return
+				}
+				if len(nft.runs) != 2 {
+					t.Fatalf("ran %d transactions, want 2", len(nft.runs))
+				}
+				want := slices.Clone(tt.want)
+				slices.Sort(want)
+				if got := nft.last(t); !slices.Equal(got, want) {
+					t.Errorf("delta transaction:\n%s", lineDiff(strings.Join(want, "\n"), strings.Join(got, "\n")))
+				}
+				// The delta leaves the same table a full sync of s would build.
+				fresh := newRecorder()
+				if err := fresh.backend().Sync(ctx, s); err != nil {
+					t.Fatal(err)
+				}
+				// Unused pick chains stay until the next full sync.
+				var d []string
+				for l := range strings.SplitSeq(lineDiff(fresh.Dump(), nft.Dump()), "\n") {
+					if l != "" && !stalePick(l) {
+						d = append(d, l)
+					}
+				}
+				if len(d) > 0 {
+					t.Errorf("table after delta differs from a full sync:\n%s", strings.Join(d, "\n"))
+				}
+			})
+		}
 	}
 }
 

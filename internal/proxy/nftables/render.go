@@ -236,6 +236,7 @@ func render(s dataplane.State) *ruleset {
 	r.refs = make(map[entry]int, vips+eps)
 	r.owners = make(map[string]string, vips)
 	r.services = make(map[string]applied, len(s.Services))
+	s.Changed = nil // everything is new here
 	r.update(s)
 	return r
 }
@@ -357,6 +358,10 @@ func (r *ruleset) remove(name string) {
 // that differ. A key freed by a removed service port is not handed to
 // another port that lost it earlier until the next full render.
 func (r *ruleset) update(s dataplane.State) {
+	if names, ports, ok := s.ChangedPorts(); ok {
+		r.updateChanged(s, names, ports)
+		return
+	}
 	// The index of s is kept between updates: rebuilding a map of 10,000
 	// entries was a third of a one-service delta.
 	if r.want == nil {
@@ -385,6 +390,25 @@ func (r *ruleset) update(s dataplane.State) {
 		}
 		if _, ok := r.services[sp.Name]; !ok {
 			r.add(sp.Name, *sp)
+		}
+	}
+}
+
+// updateChanged is update when s says which service ports changed: only
+// those are compared and rewritten, so a delta costs the same at 10 or
+// 10,000 service ports.
+func (r *ruleset) updateChanged(s dataplane.State, names []string, ports []*dataplane.ServicePort) {
+	for i, name := range names {
+		if a, ok := r.services[name]; ok && (ports[i] == nil || !a.sp.Equal(ports[i])) {
+			r.remove(name)
+		}
+	}
+	r.dropShared(r.globals.shared)
+	r.globals = renderGlobals(s)
+	r.addShared(r.globals.shared)
+	for i, name := range names {
+		if _, ok := r.services[name]; !ok && ports[i] != nil {
+			r.add(name, *ports[i])
 		}
 	}
 }

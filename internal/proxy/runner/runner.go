@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -68,10 +67,11 @@ type Runner struct {
 	// service port's endpoint selection (topology) is redone.
 	nodesChanged atomic.Bool
 	// ports caches each service port's datapath form from the last sync
-	// and order lists their names sorted by key; a partial sync rebuilds
-	// only the service ports that changed. Only syncOnce touches them.
+	// and list holds the programmable ones sorted by name: the State's
+	// Services. A partial sync rebuilds only the service ports that
+	// changed. Only syncOnce touches them.
 	ports map[proxy.ServicePortName]cachedPort
-	order []proxy.ServicePortName
+	list  []dataplane.ServicePort
 
 	// partial: the datapath holds our last state, so its next sync is a
 	// partial one (false at start and after a failure). Only syncOnce
@@ -247,63 +247,74 @@ func (r *Runner) syncOnce(ctx context.Context, full bool) {
 }
 
 type cachedPort struct {
-	key string // name.String(), the sort key
-	sp  dataplane.ServicePort
-	ok  bool // false: nothing to program (no IPv4 cluster IP)
+	sp dataplane.ServicePort
+	ok bool // false: nothing to program (no IPv4 cluster IP)
 }
 
 // desired builds the datapath state for this node from the model. With
 // all (the first and every full sync, and after a node's labels changed)
 // it selects the endpoints of every service port; otherwise only of the
-// ones that changed, reusing the rest from the last sync. Service ports
-// are in name order, so a duplicate frontend goes to the same one every
-// time.
+// ones that changed, reusing the rest from the last sync, and tells the
+// datapath which ones those are. Service ports are in name order, so a
+// duplicate frontend goes to the same one every time.
 func (r *Runner) desired(ch proxy.Changes, all bool) dataplane.State {
 	node := proxy.NodeInfo{Name: r.cfg.NodeName, NodeLabels: r.nodeLabels}
 	if n, err := r.nodes.Get(r.cfg.NodeName); err == nil {
 		node.Labels = n.Labels
 		node.Zone = n.Labels[v1.LabelTopologyZone]
 	}
+	s := dataplane.State{ServiceCIDRs: r.cfg.ServiceCIDRs, PodCIDR: r.cfg.ClusterCIDR, NodeIPs: r.cfg.NodeIPs}
 	if all || r.ports == nil {
 		r.ports = make(map[proxy.ServicePortName]cachedPort, len(ch.Services))
-		r.order = make([]proxy.ServicePortName, 0, len(ch.Services))
+		r.list = make([]dataplane.ServicePort, 0, len(ch.Services))
 		for name, sp := range ch.Services {
-			r.ports[name] = buildPort(name, sp, ch.Endpoints[name], node)
-			r.order = append(r.order, name)
+			c := buildPort(name, sp, ch.Endpoints[name], node)
+			r.ports[name] = c
+			if c.ok {
+				r.list = append(r.list, c.sp)
+			}
 		}
-		sort.Slice(r.order, func(i, j int) bool { return r.ports[r.order[i]].key < r.ports[r.order[j]].key })
+		dataplane.SortByName(r.list)
 	} else {
+		if r.partial {
+			s.Changed = make(map[string]bool, len(ch.Changed))
+		}
 		for name := range ch.Changed {
-			r.updatePort(name, ch, node)
+			key := r.updatePort(name, ch, node)
+			if s.Changed != nil {
+				s.Changed[key] = true
+			}
 		}
 	}
-	s := dataplane.State{ServiceCIDRs: r.cfg.ServiceCIDRs, PodCIDR: r.cfg.ClusterCIDR, NodeIPs: r.cfg.NodeIPs,
-		Services: make([]dataplane.ServicePort, 0, len(r.order))}
-	for _, name := range r.order {
-		if c := r.ports[name]; c.ok {
-			s.Services = append(s.Services, c.sp)
-		}
-	}
+	s.Services = r.list
 	return s
 }
 
-// updatePort rebuilds one cached service port, keeping r.order sorted.
-func (r *Runner) updatePort(name proxy.ServicePortName, ch proxy.Changes, node proxy.NodeInfo) {
-	sp, exists := ch.Services[name]
-	_, cached := r.ports[name]
+// updatePort rebuilds one cached service port, keeping r.list sorted,
+// and returns its name in the datapath's form.
+func (r *Runner) updatePort(name proxy.ServicePortName, ch proxy.Changes, node proxy.NodeInfo) string {
+	old, cached := r.ports[name]
 	key := name.String()
-	at := sort.Search(len(r.order), func(i int) bool { return r.ports[r.order[i]].key >= key })
-	switch {
-	case exists:
-		r.ports[name] = buildPort(name, sp, ch.Endpoints[name], node)
-		if !cached {
-			r.order = slices.Insert(r.order, at, name)
+	if cached && old.ok {
+		if at, found := slices.BinarySearchFunc(r.list, key, listOrder); found {
+			r.list = slices.Delete(r.list, at, at+1)
 		}
-	case cached:
-		delete(r.ports, name)
-		r.order = slices.Delete(r.order, at, at+1)
 	}
+	sp, exists := ch.Services[name]
+	if !exists {
+		delete(r.ports, name)
+		return key
+	}
+	c := buildPort(name, sp, ch.Endpoints[name], node)
+	r.ports[name] = c
+	if c.ok {
+		at, _ := slices.BinarySearchFunc(r.list, key, listOrder)
+		r.list = slices.Insert(r.list, at, c.sp)
+	}
+	return key
 }
+
+func listOrder(sp dataplane.ServicePort, name string) int { return strings.Compare(sp.Name, name) }
 
 // buildPort is one service port's datapath form on this node.
 func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) cachedPort {
@@ -337,7 +348,7 @@ func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.En
 			out.LoadBalancerIPs = append(out.LoadBalancerIPs, in.IP)
 		}
 	}
-	return cachedPort{key: out.Name, sp: out, ok: len(out.VIPs) > 0}
+	return cachedPort{sp: out, ok: len(out.VIPs) > 0}
 }
 
 func v4Prefixes(ps []netip.Prefix) []netip.Prefix {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -165,7 +166,8 @@ func TestPartialStateMatchesFull(t *testing.T) {
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	svcs := map[string]*v1.Service{}
-	slices := map[string]*discoveryv1.EndpointSlice{}
+	eps := map[string]*discoveryv1.EndpointSlice{}
+	var prev []dataplane.ServicePort
 	for step := range 400 {
 		name := fmt.Sprintf("s%d", rnd.IntN(30))
 		switch op := rnd.IntN(5); {
@@ -187,15 +189,35 @@ func TestPartialStateMatchesFull(t *testing.T) {
 				proto = svcs[name].Spec.Ports[0].Protocol
 			}
 			sl := slice(name, proto, 8080, ips...)
-			r.tracker.Endpoints.Update(slices[name], sl)
-			slices[name] = sl
+			r.tracker.Endpoints.Update(eps[name], sl)
+			eps[name] = sl
 		}
 		ch := r.tracker.Take()
 		got := r.desired(ch, false)
 		want := (&Runner{cfg: r.cfg, nodes: r.nodes}).desired(ch, true)
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("step %d: partial state\n%+v\nfull state\n%+v", step, got, want)
+		if !reflect.DeepEqual(got.Services, want.Services) {
+			t.Fatalf("step %d: partial state\n%+v\nfull state\n%+v", step, got.Services, want.Services)
 		}
+		// The promise of State.Changed: every other port is as it was.
+		if step > 0 && got.Changed == nil {
+			t.Fatalf("step %d: a partial state without Changed", step)
+		}
+		for _, sp := range prev {
+			if got.Changed[sp.Name] {
+				continue
+			}
+			at, ok := slices.BinarySearchFunc(got.Services, sp.Name, listOrder)
+			if !ok || !got.Services[at].Equal(&sp) {
+				t.Fatalf("step %d: %s changed but is not in Changed %v", step, sp.Name, got.Changed)
+			}
+		}
+		for _, sp := range got.Services {
+			if _, ok := slices.BinarySearchFunc(prev, sp.Name, listOrder); !ok && !got.Changed[sp.Name] {
+				t.Fatalf("step %d: %s is new but not in Changed %v", step, sp.Name, got.Changed)
+			}
+		}
+		prev = slices.Clone(got.Services)
+		r.partial = true // as after a successful sync
 	}
 }
 
