@@ -22,10 +22,12 @@ type options struct {
 	kubeProxy  string
 	kpFlags    []string
 	logs       string
+	profiles   string
 	modes      []string
 	services   int
 	endpoints  int
 	adds       int
+	addGap     time.Duration
 	levels     []int
 	duration   time.Duration
 	conc       int
@@ -43,10 +45,12 @@ func main() {
 	flag.StringVar(&o.kubeProxy, "kube-proxy", "", "upstream kube-proxy binary (make bench-compare builds bin/kube-proxy); without it its column says not built")
 	flag.StringVar(&kpFlags, "kube-proxy-flags", "", "extra kube-proxy flags, space-separated (e.g. --v=2)")
 	flag.StringVar(&o.logs, "logs", "", "directory to keep each proxy run's log in (default: not kept)")
+	flag.StringVar(&o.profiles, "profiles", "", "directory to write portal's heap profile (after the full sync) and CPU profile (during the adds) to (default: not taken)")
 	flag.StringVar(&modes, "modes", "nftables", "proxy modes to measure, comma-separated: nftables,iptables")
 	flag.IntVar(&o.services, "services", 1000, "services programmed when one more is added and the full sync is timed")
 	flag.IntVar(&o.endpoints, "endpoints", 10, "endpoints per service")
 	flag.IntVar(&o.adds, "adds", 50, "services added one at a time, each timed until a packet gets through")
+	flag.DurationVar(&o.addGap, "add-gap", 2*time.Second, "pause after each added service is live: each add then meets a settled proxy whose sync rate limiter has its burst back (kube-proxy's --min-sync-period is 1 s with a burst of 2), so the figure is one service's programming latency, not the rate limit of back-to-back changes")
 	flag.StringVar(&levels, "connect-levels", "0,1000,3000", "service counts at which connect latency through a ClusterIP is measured")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each requests/s run")
 	flag.IntVar(&o.conc, "concurrency", 8, "concurrent HTTP clients of the requests/s runs")

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -255,6 +258,10 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 	if f.rss, err = px.proc.RSSMB(); err != nil {
 		return err
 	}
+	if b.o.profiles != "" && px.name == "portal" {
+		stop := b.profile(ctx, px)
+		defer stop()
+	}
 	names := make([]string, 0, b.o.adds)
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -279,6 +286,13 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 			return fmt.Errorf("added service %d: %w", i, err)
 		}
 		adds = append(adds, live.Sub(t0))
+		if i < b.o.adds-1 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(b.o.addGap):
+			}
+		}
 	}
 	f.adds = sortedCopy(adds)
 	return nil
@@ -346,4 +360,50 @@ func (b *bench) freshPorts(ctx context.Context) error {
 	}
 	b.directPort, b.probePort = ports[0], ports[1]
 	return nil
+}
+
+// profile saves the proxy's heap profile now and starts a CPU profile over
+// the adds that the returned func waits for (the metrics listener serves
+// /debug/pprof on loopback).
+func (b *bench) profile(ctx context.Context, px *proxy) (stop func()) {
+	base := strings.TrimSuffix(px.metrics, "/metrics") + "/debug/pprof/"
+	save := func(url, name string) {
+		resp, err := http.Get(url)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		if err == nil {
+			defer resp.Body.Close()
+			var data []byte
+			if data, err = io.ReadAll(resp.Body); err == nil {
+				err = os.WriteFile(filepath.Join(b.o.profiles, fmt.Sprintf("%s-%s-%s", px.name, px.mode, name)), data, 0o644)
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "  profile %s: %v\n", name, err)
+		}
+	}
+	save(base+"heap?gc=1", "heap.pprof")
+	save(base+"allocs", "allocs-before.pprof")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Long enough for every add; an idle proxy adds no samples.
+		secs := int((time.Duration(b.o.adds)*(b.o.addGap+300*time.Millisecond) + 5*time.Second) / time.Second)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"profile?seconds="+strconv.Itoa(secs), nil)
+		if err != nil {
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		_ = os.WriteFile(filepath.Join(b.o.profiles, fmt.Sprintf("%s-%s-cpu.pprof", px.name, px.mode)), data, 0o644)
+	}()
+	return func() {
+		<-done
+		save(base+"allocs", "allocs-after.pprof")
+	}
 }
