@@ -119,7 +119,7 @@ func TestRowsJudgeGoalsAndSayNotBuilt(t *testing.T) {
 		return httpResult{requests: n, elapsed: time.Second, latencies: []time.Duration{time.Millisecond}}
 	}
 	ours := &figures{
-		firstSync: 1500 * time.Millisecond, fullSync: 300 * time.Millisecond, rss: 200,
+		firstSync: 1500 * time.Millisecond, fullSync: 300 * time.Millisecond, rss: 200, rssAdds: 210,
 		adds: []time.Duration{10 * time.Millisecond, 60 * time.Millisecond},
 		ka:   rate(960), kaDirect: rate(1000), nc: rate(900), ncDirect: rate(1000),
 		connect:       map[int][]time.Duration{0: {100 * time.Microsecond}, 1000: {104 * time.Microsecond}},

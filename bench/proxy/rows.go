@@ -104,6 +104,11 @@ func modeRows(mode string, o options, ours, peer *figures) [][]string {
 		progCell(ours, rss), kp(func(f *figures) string { return progCell(f, rss) }),
 		ratioIf(ours.rss > 0 && peer != nil && peer.rss > 0, ratio, ours.rss, peerVal(peer, func(f *figures) float64 { return f.rss })),
 		"", goalCell(fmt.Sprintf("< %d MB", goalRSSMB), ours.rss > 0, ours.rss < goalRSSMB))
+	rssAdds := func(f *figures) string { return report.MB(f.rssAdds) }
+	add(fmt.Sprintf("RSS after the %d adds, %s", o.adds, size),
+		progCell(ours, rssAdds), kp(func(f *figures) string { return progCell(f, rssAdds) }),
+		ratioIf(ours.rssAdds > 0 && peer != nil && peer.rssAdds > 0, ratio, ours.rssAdds, peerVal(peer, func(f *figures) float64 { return f.rssAdds })),
+		"", goalCell(fmt.Sprintf("< %d MB", goalRSSMB), ours.rssAdds > 0, ours.rssAdds < goalRSSMB))
 	addCell := func(f *figures) string {
 		if f.programErr != nil {
 			return failed(f.programErr)

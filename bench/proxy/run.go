@@ -48,7 +48,8 @@ type bench struct {
 // missing.
 type figures struct {
 	firstSync, fullSync time.Duration
-	rss                 float64
+	rss                 float64         // after the first sync
+	rssAdds             float64         // after the adds (steady state)
 	adds                []time.Duration // sorted
 	programErr          error
 
@@ -295,7 +296,8 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 		}
 	}
 	f.adds = sortedCopy(adds)
-	return nil
+	f.rssAdds, err = px.proc.RSSMB()
+	return err
 }
 
 // traffic runs HTTP load straight at the backend and then through the

@@ -21,8 +21,13 @@ type slicePort struct {
 // trimmedSlice keeps only what the proxy uses of an EndpointSlice, so the
 // cache does not hold whole API objects.
 type trimmedSlice struct {
-	ports     []slicePort
-	endpoints []Endpoint // Port unset: filled per slice port
+	ports []slicePort
+	// endpoints are sorted by address. With one port their Port is set
+	// and, when distinct is also true, they are that port's merged list
+	// as they are (the common single-slice service shares them, rather
+	// than holding a second copy).
+	endpoints []Endpoint
+	distinct  bool
 }
 
 // sliceServiceName returns the service a slice belongs to; ok is false for
@@ -53,6 +58,7 @@ func trimSlice(s *discoveryv1.EndpointSlice, nodeName string) *trimmedSlice {
 		}
 		t.ports = append(t.ports, sp)
 	}
+	t.endpoints = make([]Endpoint, 0, len(s.Endpoints))
 	for i := range s.Endpoints {
 		e := &s.Endpoints[i]
 		if len(e.Addresses) == 0 {
@@ -77,20 +83,32 @@ func trimSlice(s *discoveryv1.EndpointSlice, nodeName string) *trimmedSlice {
 		if e.Zone != nil {
 			ep.Zone = *e.Zone
 		}
-		if e.Hints != nil {
+		if e.Hints != nil && (len(e.Hints.ForZones) > 0 || len(e.Hints.ForNodes) > 0) {
+			h := &Hints{}
 			for _, z := range e.Hints.ForZones {
-				ep.ZoneHints = append(ep.ZoneHints, z.Name)
+				h.Zones = append(h.Zones, z.Name)
 			}
 			for _, n := range e.Hints.ForNodes {
-				ep.NodeHints = append(ep.NodeHints, n.Name)
+				h.Nodes = append(h.Nodes, n.Name)
 			}
-			slices.Sort(ep.ZoneHints)
-			ep.ZoneHints = slices.Compact(ep.ZoneHints)
-			slices.Sort(ep.NodeHints)
-			ep.NodeHints = slices.Compact(ep.NodeHints)
+			slices.Sort(h.Zones)
+			h.Zones = slices.Compact(h.Zones)
+			slices.Sort(h.Nodes)
+			h.Nodes = slices.Compact(h.Nodes)
+			ep.Hints = h
 		}
 		ep.IsLocal = nodeName != "" && ep.NodeName == nodeName
 		t.endpoints = append(t.endpoints, ep)
+	}
+	slices.SortStableFunc(t.endpoints, func(a, b Endpoint) int { return a.IP.Compare(b.IP) })
+	if len(t.ports) == 1 {
+		t.distinct = true
+		for i := range t.endpoints {
+			t.endpoints[i].Port = t.ports[0].port
+			if i > 0 && t.endpoints[i].IP == t.endpoints[i-1].IP {
+				t.distinct = false
+			}
+		}
 	}
 	return t
 }
@@ -100,6 +118,14 @@ func trimSlice(s *discoveryv1.EndpointSlice, nodeName string) *trimmedSlice {
 // (normal while the controller moves endpoints) keeps the first entry unless
 // a later one is ready and the first is not.
 func mergeSlices(nn types.NamespacedName, bySlice map[string]*trimmedSlice) EndpointsMap {
+	if len(bySlice) == 1 {
+		for _, s := range bySlice {
+			if s.distinct && len(s.endpoints) > 0 {
+				p := s.ports[0]
+				return EndpointsMap{{NamespacedName: nn, Port: p.name, Protocol: p.protocol}: s.endpoints}
+			}
+		}
+	}
 	names := make([]string, 0, len(bySlice))
 	for n := range bySlice {
 		names = append(names, n)
@@ -111,6 +137,14 @@ func mergeSlices(nn types.NamespacedName, bySlice map[string]*trimmedSlice) Endp
 	}
 	seen := map[key]int{}
 	out := EndpointsMap{}
+	// Each list sized up front: grown by appending, it would hold up to
+	// twice its length.
+	sizes := map[ServicePortName]int{}
+	for _, s := range bySlice {
+		for _, p := range s.ports {
+			sizes[ServicePortName{NamespacedName: nn, Port: p.name, Protocol: p.protocol}] += len(s.endpoints)
+		}
+	}
 	for _, sn := range names {
 		s := bySlice[sn]
 		for _, p := range s.ports {
@@ -125,6 +159,9 @@ func mergeSlices(nn types.NamespacedName, bySlice map[string]*trimmedSlice) Endp
 					continue
 				}
 				seen[k] = len(out[spn])
+				if out[spn] == nil {
+					out[spn] = make([]Endpoint, 0, sizes[spn])
+				}
 				out[spn] = append(out[spn], ep)
 			}
 		}

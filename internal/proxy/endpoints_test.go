@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 
@@ -121,7 +123,7 @@ func TestEndpointFields(t *testing.T) {
 		}(),
 		func() Endpoint {
 			e := ip("10.1.0.4")
-			e.Ready, e.Serving, e.ZoneHints, e.NodeHints = true, true, []string{"z1", "z2"}, []string{"n1"}
+			e.Ready, e.Serving, e.Hints = true, true, &Hints{Zones: []string{"z1", "z2"}, Nodes: []string{"n1"}}
 			return e
 		}(),
 		ip("10.1.0.5"),
@@ -139,5 +141,37 @@ func TestDuplicatePrefersReady(t *testing.T) {
 	)[spn("web", "", v1.ProtocolTCP)]
 	if len(got) != 1 || !got[0].Ready {
 		t.Fatalf("got %+v, want one ready endpoint", got)
+	}
+}
+
+// A service with one slice of one port shares the slice's trimmed
+// endpoints as its merged list; that must be exactly what merging the
+// same endpoints from two slices gives, duplicates and conditions too.
+func TestSingleSliceMergeEqualsGeneralMerge(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	http := []slicePortSpec{{"http", 8080, v1.ProtocolTCP}}
+	for round := range 200 {
+		var eps []sliceEP
+		for range rnd.IntN(8) {
+			e := ep(fmt.Sprintf("10.1.0.%d", rnd.IntN(6)), []string{"n1", "n2"}[rnd.IntN(2)], "z1")
+			switch rnd.IntN(3) {
+			case 0:
+				e = e.notReady()
+			case 1:
+				e = e.term(rnd.IntN(2) == 0)
+			}
+			eps = append(eps, e)
+		}
+		one := endpointsOf(t, slice("web-a", "web", http, eps...))
+		half := len(eps) / 2
+		two := endpointsOf(t, slice("web-a", "web", http, eps[:half]...), slice("web-b", "web", http, eps[half:]...))
+		if len(one) != len(two) {
+			t.Fatalf("round %d: %d ports from one slice, %d from two", round, len(one), len(two))
+		}
+		for name, want := range two {
+			if got := one[name]; !endpointsEqual(got, want) {
+				t.Fatalf("round %d: %v\none slice:  %+v\ntwo slices: %+v", round, name, got, want)
+			}
+		}
 	}
 }

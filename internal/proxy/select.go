@@ -187,13 +187,13 @@ func byHints(eps []Endpoint, nodeName, zone string) []Endpoint {
 	all := func(has func(Endpoint) bool) bool {
 		return !slices.ContainsFunc(eps, func(e Endpoint) bool { return !has(e) })
 	}
-	if nodeName != "" && all(func(e Endpoint) bool { return len(e.NodeHints) > 0 }) {
-		if out := filter(eps, func(e Endpoint) bool { return slices.Contains(e.NodeHints, nodeName) }); len(out) > 0 {
+	if nodeName != "" && all(func(e Endpoint) bool { return len(e.NodeHints()) > 0 }) {
+		if out := filter(eps, func(e Endpoint) bool { return slices.Contains(e.NodeHints(), nodeName) }); len(out) > 0 {
 			return out
 		}
 	}
-	if zone != "" && all(func(e Endpoint) bool { return len(e.ZoneHints) > 0 }) {
-		if out := filter(eps, func(e Endpoint) bool { return slices.Contains(e.ZoneHints, zone) }); len(out) > 0 {
+	if zone != "" && all(func(e Endpoint) bool { return len(e.ZoneHints()) > 0 }) {
+		if out := filter(eps, func(e Endpoint) bool { return slices.Contains(e.ZoneHints(), zone) }); len(out) > 0 {
 			return out
 		}
 	}

@@ -24,7 +24,7 @@ func sep(ip, node, zone, state string) Endpoint {
 }
 
 func hinted(e Endpoint, zones, nodes []string) Endpoint {
-	e.ZoneHints, e.NodeHints = zones, nodes
+	e.Hints = &Hints{Zones: zones, Nodes: nodes}
 	return e
 }
 

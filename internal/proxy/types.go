@@ -94,10 +94,9 @@ type Endpoint struct {
 	Terminating bool
 	NodeName    string
 	Zone        string
-	// ZoneHints and NodeHints are the slice's hints.forZones / forNodes,
-	// sorted; nil when the endpoint has none.
-	ZoneHints []string
-	NodeHints []string
+	// Hints are the slice's hints; nil when the endpoint has none (most
+	// have none: a pointer keeps 100,000 endpoints small).
+	Hints *Hints
 	// IsLocal is true when NodeName is the node the tracker runs on.
 	IsLocal bool
 }
@@ -113,7 +112,28 @@ func (e Endpoint) String() string { return e.AddrPort().String() }
 func (e Endpoint) equal(o Endpoint) bool {
 	return e.IP == o.IP && e.Port == o.Port && e.Ready == o.Ready && e.Serving == o.Serving &&
 		e.Terminating == o.Terminating && e.NodeName == o.NodeName && e.Zone == o.Zone &&
-		e.IsLocal == o.IsLocal && slices.Equal(e.ZoneHints, o.ZoneHints) && slices.Equal(e.NodeHints, o.NodeHints)
+		e.IsLocal == o.IsLocal && slices.Equal(e.ZoneHints(), o.ZoneHints()) && slices.Equal(e.NodeHints(), o.NodeHints())
+}
+
+// Hints are an endpoint's hints.forZones and forNodes, each sorted.
+type Hints struct {
+	Zones, Nodes []string
+}
+
+// ZoneHints returns the zones the endpoint is hinted for (nil: none).
+func (e Endpoint) ZoneHints() []string {
+	if e.Hints == nil {
+		return nil
+	}
+	return e.Hints.Zones
+}
+
+// NodeHints returns the nodes the endpoint is hinted for (nil: none).
+func (e Endpoint) NodeHints() []string {
+	if e.Hints == nil {
+		return nil
+	}
+	return e.Hints.Nodes
 }
 
 // ServicePortMap is every proxied service port by name.

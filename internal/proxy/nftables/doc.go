@@ -49,8 +49,10 @@
 // sets. See affinity.go.
 //
 // A delta sync re-renders only the service ports whose
-// dataplane.ServicePort changed (each one's contribution is remembered)
-// and writes the net element changes. At 10,000 service ports × 10
+// dataplane.ServicePort changed (State.Changed names them; the old
+// contribution is rendered again from the applied service port, so the
+// backend keeps service ports, not elements) and writes the net element
+// changes. At 10,000 service ports × 10
 // endpoints (TestSyncScale) a full sync costs ~1.3 s of CPU, a restart's
 // ~1 s, an added service ~7 ms; see docs/proxy-nftables.md.
 //

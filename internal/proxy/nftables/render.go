@@ -163,25 +163,30 @@ func renderGlobals(s dataplane.State) fragment {
 	return f
 }
 
-// ruleset is the programmed form of a dataplane.State: the pick chains and every
-// set and map element, plus per service port what it contributed, so a
-// change re-renders only the service ports that changed.
+// ruleset is the programmed form of a dataplane.State. It keeps what a
+// later update needs: each applied service port, which one owns each
+// dispatch key, the reference counts of shared elements, and the pick and
+// affinity chains and sets. It does not keep the elements themselves: a
+// service port's are rendered again from it when it changes or goes
+// (renderService is pure), so at 100,000 endpoints the ruleset costs
+// about the service ports it holds rather than a map of every element.
 type ruleset struct {
 	podCIDR  netip.Prefix
-	picks    map[string][]string          // chain → rules
-	elems    map[string]map[string]string // container → key → value
-	refs     map[entry]int                // shared entries (value "")
-	owners   map[string]string            // claim id → service port name
-	services map[string]applied           // service port name → what it added
+	picks    map[string][]string              // chain → rules
+	refs     map[entry]int                    // shared entries (value "")
+	owners   map[string]string                // claim id → service port name
+	services map[string]dataplane.ServicePort // service port name → what was applied
 	globals  fragment
 	want     map[string]*dataplane.ServicePort // update's index of its State, reused
 	chains   map[string][]string               // affinity chain → rules
 	sets     map[string]bool                   // affinity sets
 
-	// touched records, during one update, what each changed element was
-	// before it, so the update can be written as the net element
-	// deletions and additions. nil outside an update.
-	touched       map[elemRef]prior
+	// During an update, delta records every element it changed with its
+	// value before and after, so the update can be written as the net
+	// element deletions and additions. During render, all collects every
+	// element, for the full sync that writes them. nil otherwise.
+	delta         map[elemRef]*elemChange
+	all           []entry
 	touchedChains map[string]priorChain
 	touchedSets   map[string]bool // set → existed before
 }
@@ -193,78 +198,79 @@ type priorChain struct {
 
 type elemRef struct{ container, key string }
 
-type prior struct {
-	value   string
-	existed bool
-}
-
-type applied struct {
-	sp   dataplane.ServicePort
-	frag fragment
+// elemChange is one element before and after an update.
+type elemChange struct {
+	was, now        string
+	existed, exists bool
 }
 
 func newRuleset(podCIDR netip.Prefix) *ruleset {
 	return &ruleset{
 		podCIDR:  podCIDR,
 		picks:    map[string][]string{},
-		elems:    map[string]map[string]string{},
 		refs:     map[entry]int{},
 		owners:   map[string]string{},
-		services: map[string]applied{},
+		services: map[string]dataplane.ServicePort{},
 		chains:   map[string][]string{},
 		sets:     map[string]bool{},
 	}
 }
 
-// render computes the whole ruleset for s. When two service ports claim
-// the same address . protocol . port, the first in s wins.
+// render computes the whole ruleset for s, with every element in all.
+// When two service ports claim the same address . protocol . port, the
+// first in s wins.
 func render(s dataplane.State) *ruleset {
 	r := newRuleset(s.PodCIDR)
-	// Sized up front: growing maps of 100,000 entries costs more than
-	// filling them.
-	var vips, backends, eps int
+	// Sized up front: growing containers of 100,000 entries costs more
+	// than filling them.
+	var vips, eps int
 	for i := range s.Services {
 		sp := &s.Services[i]
 		vips += len(sp.VIPs)
-		backends += len(sp.VIPs) * len(sp.Endpoints)
 		eps += len(sp.Endpoints)
 	}
-	r.elems[mapDispatch] = make(map[string]string, vips)
-	r.elems[setServicePorts] = make(map[string]string, vips)
-	r.elems[backendsMap("tcp")] = make(map[string]string, backends)
-	r.elems[setHairpin] = make(map[string]string, eps)
+	r.all = make([]entry, 0, 3*vips+3*eps)
 	r.refs = make(map[entry]int, vips+eps)
 	r.owners = make(map[string]string, vips)
-	r.services = make(map[string]applied, len(s.Services))
+	r.services = make(map[string]dataplane.ServicePort, len(s.Services))
 	s.Changed = nil // everything is new here
 	r.update(s)
 	return r
 }
 
-func (r *ruleset) touch(c, key string) {
-	if r.touched == nil {
+// set records that element key of container c now has value: in delta
+// during an update (an element first set in an update did not exist
+// before it: only a service port being removed can have held it), in all
+// during render.
+func (r *ruleset) set(c, key, value string) {
+	if r.delta == nil {
+		if r.all != nil {
+			r.all = append(r.all, entry{c, key, value})
+		}
 		return
 	}
 	ref := elemRef{c, key}
-	if _, seen := r.touched[ref]; !seen {
-		old, ok := r.elems[c][key]
-		r.touched[ref] = prior{old, ok}
+	ch := r.delta[ref]
+	if ch == nil {
+		ch = &elemChange{}
+		r.delta[ref] = ch
 	}
+	ch.now, ch.exists = value, true
 }
 
-func (r *ruleset) set(c, key, value string) {
-	r.touch(c, key)
-	m := r.elems[c]
-	if m == nil {
-		m = map[string]string{}
-		r.elems[c] = m
+// del records that element key of container c, whose value was value,
+// is gone. Only updates delete.
+func (r *ruleset) del(c, key, value string) {
+	if r.delta == nil {
+		return
 	}
-	m[key] = value
-}
-
-func (r *ruleset) del(c, key string) {
-	r.touch(c, key)
-	delete(r.elems[c], key)
+	ref := elemRef{c, key}
+	ch := r.delta[ref]
+	if ch == nil {
+		ch = &elemChange{was: value, existed: true}
+		r.delta[ref] = ch
+	}
+	ch.now, ch.exists = "", false
 }
 
 func (r *ruleset) touchChain(name string) {
@@ -298,7 +304,7 @@ func (r *ruleset) dropShared(es []entry) {
 	for _, e := range es {
 		if r.refs[e]--; r.refs[e] <= 0 {
 			delete(r.refs, e)
-			r.del(e.container, e.key)
+			r.del(e.container, e.key, e.value)
 		}
 	}
 }
@@ -328,26 +334,28 @@ func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 		r.touchSet(set)
 		r.sets[set] = true
 	}
-	r.services[name] = applied{sp: sp.Clone(), frag: f}
+	r.services[name] = sp.Clone()
 }
 
+// remove takes out what service port name added: its fragment, rendered
+// again from the applied service port.
 func (r *ruleset) remove(name string) {
-	a := r.services[name]
-	for _, c := range a.frag.claims {
+	f := renderService(r.services[name], r.podCIDR)
+	for _, c := range f.claims {
 		if r.owners[c.id] != name {
 			continue
 		}
 		delete(r.owners, c.id)
 		for _, e := range c.entries {
-			r.del(e.container, e.key)
+			r.del(e.container, e.key, e.value)
 		}
 	}
-	r.dropShared(a.frag.shared)
-	for chain := range a.frag.chains {
+	r.dropShared(f.shared)
+	for chain := range f.chains {
 		r.touchChain(chain)
 		delete(r.chains, chain)
 	}
-	for _, set := range a.frag.sets {
+	for _, set := range f.sets {
 		r.touchSet(set)
 		delete(r.sets, set)
 	}
@@ -376,7 +384,7 @@ func (r *ruleset) update(s dataplane.State) {
 		}
 	}
 	for name, a := range r.services {
-		if sp, ok := want[name]; !ok || !a.sp.Equal(sp) {
+		if sp, ok := want[name]; !ok || !a.Equal(sp) {
 			r.remove(name)
 		}
 	}
@@ -399,7 +407,7 @@ func (r *ruleset) update(s dataplane.State) {
 // 10,000 service ports.
 func (r *ruleset) updateChanged(s dataplane.State, names []string, ports []*dataplane.ServicePort) {
 	for i, name := range names {
-		if a, ok := r.services[name]; ok && (ports[i] == nil || !a.sp.Equal(ports[i])) {
+		if a, ok := r.services[name]; ok && (ports[i] == nil || !a.Equal(ports[i])) {
 			r.remove(name)
 		}
 	}

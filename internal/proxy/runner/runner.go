@@ -320,18 +320,21 @@ func listOrder(sp dataplane.ServicePort, name string) int { return strings.Compa
 func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) cachedPort {
 	sel := proxy.Select(sp, eps, node)
 	out := dataplane.ServicePort{
-		Name:              name.String(),
-		Protocol:          strings.ToLower(string(sp.Protocol)),
-		Port:              uint16(sp.Port),
-		NodePort:          uint16(sp.NodePort),
-		ExternalLocal:     sp.ExternalPolicyLocal,
-		Endpoints:         addrPorts(sel.Cluster),
-		ExternalEndpoints: addrPorts(sel.External),
-		ClusterDrop:       !sel.ClusterReject,
-		ExternalDrop:      !sel.ExternalReject,
-		SourceRanges:      v4Prefixes(sp.LoadBalancerSourceRanges),
-		Affinity:          sp.SessionAffinityClientIP,
-		AffinityTimeout:   time.Duration(sp.StickyMaxAgeSeconds) * time.Second,
+		Name:            name.String(),
+		Protocol:        strings.ToLower(string(sp.Protocol)),
+		Port:            uint16(sp.Port),
+		NodePort:        uint16(sp.NodePort),
+		ExternalLocal:   sp.ExternalPolicyLocal,
+		Endpoints:       addrPorts(sel.Cluster),
+		ClusterDrop:     !sel.ClusterReject,
+		ExternalDrop:    !sel.ExternalReject,
+		SourceRanges:    v4Prefixes(sp.LoadBalancerSourceRanges),
+		Affinity:        sp.SessionAffinityClientIP,
+		AffinityTimeout: time.Duration(sp.StickyMaxAgeSeconds) * time.Second,
+	}
+	// Usually both traffic kinds have the same endpoints: one slice then.
+	if out.ExternalEndpoints = addrPorts(sel.External); slices.Equal(out.ExternalEndpoints, out.Endpoints) {
+		out.ExternalEndpoints = out.Endpoints
 	}
 	for _, ip := range sp.ClusterIPs {
 		if ip.Is4() {

@@ -31,6 +31,8 @@ type recorder struct {
 func (r *recorder) Sync(_ context.Context, s dataplane.State) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// The State is the caller's once Sync returns: keep a copy.
+	s.Services = slices.Clone(s.Services)
 	r.states = append(r.states, s)
 	return nil
 }
