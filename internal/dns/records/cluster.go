@@ -1,0 +1,566 @@
+package records
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+// PodMode says which names under <ns>.pod.<zone> exist, like CoreDNS's
+// "pods" option.
+type PodMode int
+
+const (
+	// PodsInsecure (the default, as kubeadm configures CoreDNS) answers any
+	// well-formed dashed IP in an existing namespace, without checking that
+	// a pod has that IP. Kept for compatibility with what clusters expect.
+	PodsInsecure PodMode = iota
+	// PodsVerified answers only when a pod in that namespace has the IP.
+	PodsVerified
+	// PodsDisabled makes every name below pod.<zone> NXDOMAIN.
+	PodsDisabled
+)
+
+// Config configures a Cluster. Constructors take it; nothing reads flags.
+type Config struct {
+	// Zone is the cluster domain, e.g. "cluster.local", with or without the
+	// trailing dot.
+	Zone string
+	// TTL of every answer; 5 when 0. It is also the SOA minimum (the
+	// negative-caching TTL); the SOA record's own TTL is min(TTL, 300) as in
+	// CoreDNS.
+	TTL uint32
+	// ServiceCIDRs are the service ranges. PTR questions for addresses in
+	// them are ours even when no service holds the address (NXDOMAIN rather
+	// than forwarding). PTR questions for ClusterIPs, endpoint addresses and
+	// pod addresses we know are ours wherever they are.
+	ServiceCIDRs []netip.Prefix
+	// NameserverIPs are this server's own addresses (CoreDNS's local IPs).
+	// The apex NS answer and ns.dns.<zone> name the service whose endpoints
+	// hold them (kube-dns) or, when none does, ns.dns.<zone> with these
+	// addresses.
+	NameserverIPs []netip.Addr
+	// Pods selects how pod records are answered; PodsInsecure by default.
+	Pods PodMode
+	// Now is the clock for the SOA serial (Unix seconds of the last
+	// change); time.Now when nil.
+	Now func() time.Time
+}
+
+const (
+	defaultTTL       = 5
+	dnsVersionTTL    = 28800 // as in the specification's example and CoreDNS
+	schemaVersion    = "1.1.0"
+	tolerateUnready  = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
+	noPort           = -1
+	kindClusterIP    = 0
+	kindHeadless     = 1
+	kindExternalName = 2
+)
+
+// svcKey names a service; both parts are lower case.
+type svcKey struct{ ns, name string }
+
+type port struct {
+	name  string // lower case, "" for unnamed
+	proto string // lower case: tcp, udp, sctp
+	port  int32  // noPort when an EndpointSlice port has none
+}
+
+type service struct {
+	key          svcKey
+	kind         int
+	externalName string
+	clusterIPs   []netip.Addr
+	ports        []port
+	allEndpoints bool // publishNotReadyAddresses or the tolerate-unready annotation
+}
+
+// endpoint is one address of a service, named by its hostname or, without
+// one, by the dashed address.
+type endpoint struct {
+	addr netip.Addr
+	host string
+}
+
+// epGroup is what one EndpointSlice contributes: its ports and its
+// endpoints (after readiness filtering and dedupe across slices).
+type epGroup struct {
+	ports []port
+	eps   []endpoint
+}
+
+type sliceEndpoint struct {
+	addrs []netip.Addr
+	host  string
+	ready bool
+}
+
+type slice struct {
+	svc   svcKey
+	name  string
+	ports []port
+	eps   []sliceEndpoint
+}
+
+type sliceKey struct{ ns, name string }
+
+type podKey struct{ ns, name string }
+
+type pod struct {
+	ns          string
+	ips         []netip.Addr
+	active      bool // not Succeeded/Failed
+	hostNetwork bool
+	// clusterSearch: the pod's resolv.conf searches exactly the
+	// cluster's list (dnsPolicy ClusterFirst, no dnsConfig searches).
+	clusterSearch bool
+}
+
+// epRef is one named endpoint of a service, the value of the reverse index.
+type epRef struct {
+	svc  svcKey
+	host string
+}
+
+// rel is the endpoint's name relative to the zone.
+func (r epRef) rel() string { return r.host + "." + r.svc.name + "." + r.svc.ns + ".svc" }
+
+// Cluster holds the DNS view of the cluster. Informer handlers call the
+// Update methods; any number of goroutines call Resolve.
+type Cluster struct {
+	zone    string // lower case, fully qualified ("cluster.local.")
+	ttl     uint32
+	cidrs   []netip.Prefix
+	nsIPs   []netip.Addr
+	podMode PodMode
+	now     func() time.Time
+
+	mu         sync.RWMutex
+	synced     bool
+	modified   int64
+	namespaces map[string]struct{}
+	services   map[svcKey]*service
+	slices     map[sliceKey]*slice
+	svcSlices  map[svcKey]map[sliceKey]struct{}
+	endpoints  map[svcKey][]epGroup
+	clusterIPs map[netip.Addr]svcKey
+	epByIP     map[netip.Addr]map[epRef]struct{}
+	pods       map[podKey]*pod
+	podsByIP   map[netip.Addr]map[podKey]struct{}
+}
+
+// New returns an empty, unsynced Cluster.
+func New(cfg Config) *Cluster {
+	zone := strings.ToLower(strings.TrimSuffix(cfg.Zone, "."))
+	if zone == "" {
+		zone = "cluster.local"
+	}
+	ttl := cfg.TTL
+	if ttl == 0 {
+		ttl = defaultTTL
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	c := &Cluster{
+		zone:       zone + ".",
+		ttl:        ttl,
+		cidrs:      slices.Clone(cfg.ServiceCIDRs),
+		nsIPs:      slices.Clone(cfg.NameserverIPs),
+		podMode:    cfg.Pods,
+		now:        now,
+		namespaces: map[string]struct{}{},
+		services:   map[svcKey]*service{},
+		slices:     map[sliceKey]*slice{},
+		svcSlices:  map[svcKey]map[sliceKey]struct{}{},
+		endpoints:  map[svcKey][]epGroup{},
+		clusterIPs: map[netip.Addr]svcKey{},
+		epByIP:     map[netip.Addr]map[epRef]struct{}{},
+		pods:       map[podKey]*pod{},
+		podsByIP:   map[netip.Addr]map[podKey]struct{}{},
+	}
+	c.modified = now().Unix()
+	return c
+}
+
+// SetSynced marks the informers' first list as complete. Until then every
+// question that is ours is answered SERVFAIL, so that clients retry rather
+// than cache a NXDOMAIN for a service we have not seen yet.
+func (c *Cluster) SetSynced() {
+	c.mu.Lock()
+	c.synced = true
+	c.mu.Unlock()
+}
+
+// Synced reports whether SetSynced was called.
+func (c *Cluster) Synced() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.synced
+}
+
+// touch records a change for the SOA serial; callers hold mu.
+func (c *Cluster) touch() { c.modified = c.now().Unix() }
+
+// UpdateNamespace applies an informer add (prev nil), update or delete (cur nil).
+func (c *Cluster) UpdateNamespace(prev, cur *corev1.Namespace) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev != nil && (cur == nil || prev.Name != cur.Name) {
+		delete(c.namespaces, strings.ToLower(prev.Name))
+	}
+	if cur != nil {
+		c.namespaces[strings.ToLower(cur.Name)] = struct{}{}
+	}
+	c.touch()
+}
+
+// UpdateService applies an informer add (prev nil), update or delete (cur nil).
+func (c *Cluster) UpdateService(prev, cur *corev1.Service) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev != nil {
+		k := keyOf(prev.Namespace, prev.Name)
+		if cur == nil || k != keyOf(cur.Namespace, cur.Name) {
+			c.removeService(k)
+			c.rebuildEndpoints(k)
+		}
+	}
+	if cur != nil {
+		s := convertService(cur)
+		c.removeService(s.key)
+		c.services[s.key] = s
+		for _, ip := range s.clusterIPs {
+			c.clusterIPs[ip] = s.key
+		}
+		// Readiness filtering depends on the service.
+		c.rebuildEndpoints(s.key)
+	}
+	c.touch()
+}
+
+func (c *Cluster) removeService(k svcKey) {
+	old, ok := c.services[k]
+	if !ok {
+		return
+	}
+	for _, ip := range old.clusterIPs {
+		if c.clusterIPs[ip] == k {
+			delete(c.clusterIPs, ip)
+		}
+	}
+	delete(c.services, k)
+}
+
+func keyOf(ns, name string) svcKey {
+	return svcKey{ns: strings.ToLower(ns), name: strings.ToLower(name)}
+}
+
+func convertService(s *corev1.Service) *service {
+	out := &service{
+		key:          keyOf(s.Namespace, s.Name),
+		allEndpoints: s.Spec.PublishNotReadyAddresses || s.Annotations[tolerateUnready] == "true",
+	}
+	switch {
+	case s.Spec.Type == corev1.ServiceTypeExternalName:
+		out.kind = kindExternalName
+		out.externalName = s.Spec.ExternalName
+	case s.Spec.ClusterIP == corev1.ClusterIPNone:
+		out.kind = kindHeadless
+	default:
+		out.kind = kindClusterIP
+		ips := s.Spec.ClusterIPs
+		if len(ips) == 0 && s.Spec.ClusterIP != "" {
+			ips = []string{s.Spec.ClusterIP}
+		}
+		for _, ip := range ips {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				out.clusterIPs = append(out.clusterIPs, a.Unmap())
+			}
+		}
+	}
+	for _, p := range s.Spec.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		out.ports = append(out.ports, port{
+			name:  strings.ToLower(p.Name),
+			proto: strings.ToLower(string(proto)),
+			port:  p.Port,
+		})
+	}
+	return out
+}
+
+// UpdateEndpointSlice applies an informer add (prev nil), update or delete
+// (cur nil). Slices are tied to their service by the
+// kubernetes.io/service-name label; all slices of a service are merged.
+func (c *Cluster) UpdateEndpointSlice(prev, cur *discoveryv1.EndpointSlice) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dirty := map[svcKey]struct{}{}
+	if prev != nil {
+		k := sliceKey{ns: strings.ToLower(prev.Namespace), name: prev.Name}
+		if old, ok := c.slices[k]; ok {
+			delete(c.slices, k)
+			delete(c.svcSlices[old.svc], k)
+			if len(c.svcSlices[old.svc]) == 0 {
+				delete(c.svcSlices, old.svc)
+			}
+			dirty[old.svc] = struct{}{}
+		}
+	}
+	if cur != nil {
+		k := sliceKey{ns: strings.ToLower(cur.Namespace), name: cur.Name}
+		if old, ok := c.slices[k]; ok { // an add we missed the delete of
+			delete(c.svcSlices[old.svc], k)
+			dirty[old.svc] = struct{}{}
+		}
+		if s := convertSlice(cur); s != nil {
+			c.slices[k] = s
+			if c.svcSlices[s.svc] == nil {
+				c.svcSlices[s.svc] = map[sliceKey]struct{}{}
+			}
+			c.svcSlices[s.svc][k] = struct{}{}
+			dirty[s.svc] = struct{}{}
+		} else {
+			delete(c.slices, k)
+		}
+	}
+	for k := range dirty {
+		c.rebuildEndpoints(k)
+	}
+	c.touch()
+}
+
+func convertSlice(es *discoveryv1.EndpointSlice) *slice {
+	svcName := es.Labels[discoveryv1.LabelServiceName]
+	if svcName == "" {
+		return nil
+	}
+	if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
+		return nil // FQDN slices carry no addresses we can answer with
+	}
+	s := &slice{svc: keyOf(es.Namespace, svcName), name: es.Name}
+	for _, p := range es.Ports {
+		sp := port{port: noPort, proto: "tcp"}
+		if p.Name != nil {
+			sp.name = strings.ToLower(*p.Name)
+		}
+		if p.Protocol != nil {
+			sp.proto = strings.ToLower(string(*p.Protocol))
+		}
+		if p.Port != nil {
+			sp.port = *p.Port
+		}
+		s.ports = append(s.ports, sp)
+	}
+	if len(s.ports) == 0 {
+		// CoreDNS keeps the addresses of a port-less slice (A records) but
+		// gives them no SRV record.
+		s.ports = []port{{port: noPort}}
+	}
+	for _, e := range es.Endpoints {
+		se := sliceEndpoint{ready: e.Conditions.Ready == nil || *e.Conditions.Ready}
+		if e.Hostname != nil {
+			se.host = strings.ToLower(*e.Hostname)
+		}
+		for _, a := range e.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				se.addrs = append(se.addrs, ip.Unmap())
+			}
+		}
+		s.eps = append(s.eps, se)
+	}
+	return s
+}
+
+// rebuildEndpoints recomputes the merged endpoint view of one service and
+// the reverse index entries that come from it.
+func (c *Cluster) rebuildEndpoints(k svcKey) {
+	for _, g := range c.endpoints[k] {
+		for _, e := range g.eps {
+			c.dropPTR(e.addr, epRef{k, e.host})
+		}
+	}
+	delete(c.endpoints, k)
+
+	svc := c.services[k]
+	if svc == nil || svc.kind == kindExternalName {
+		return
+	}
+	names := make([]sliceKey, 0, len(c.svcSlices[k]))
+	for sk := range c.svcSlices[k] {
+		names = append(names, sk)
+	}
+	slices.SortFunc(names, func(a, b sliceKey) int { return strings.Compare(a.name, b.name) })
+
+	type seenKey struct {
+		addr netip.Addr
+		host string
+	}
+	seen := map[seenKey]struct{}{}
+	var groups []epGroup
+	for _, sk := range names {
+		s := c.slices[sk]
+		g := epGroup{ports: s.ports}
+		for _, e := range s.eps {
+			if !e.ready && !svc.allEndpoints {
+				continue
+			}
+			for _, a := range e.addrs {
+				host := e.host
+				if host == "" {
+					host = dashed(a)
+				}
+				id := seenKey{a, host}
+				if _, dup := seen[id]; dup {
+					continue
+				}
+				seen[id] = struct{}{}
+				g.eps = append(g.eps, endpoint{addr: a, host: host})
+			}
+		}
+		if len(g.eps) > 0 {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) == 0 {
+		return
+	}
+	c.endpoints[k] = groups
+	for _, g := range groups {
+		for _, e := range g.eps {
+			t := epRef{k, e.host}
+			m := c.epByIP[e.addr]
+			if m == nil {
+				m = map[epRef]struct{}{}
+				c.epByIP[e.addr] = m
+			}
+			m[t] = struct{}{}
+		}
+	}
+}
+
+func (c *Cluster) dropPTR(a netip.Addr, t epRef) {
+	m := c.epByIP[a]
+	delete(m, t)
+	if len(m) == 0 {
+		delete(c.epByIP, a)
+	}
+}
+
+// dashed is the generated endpoint hostname CoreDNS uses: the address with
+// its separators replaced by dashes ("10-0-0-1", "2001-db8--1", and a
+// trailing "0" when the IPv6 form ends in "::").
+func dashed(a netip.Addr) string {
+	s := a.String()
+	if a.Is4() {
+		return strings.ReplaceAll(s, ".", "-")
+	}
+	s = strings.ReplaceAll(s, ":", "-")
+	if strings.HasSuffix(s, "-") {
+		s += "0"
+	}
+	return s
+}
+
+// UpdatePod applies an informer add (prev nil), update or delete (cur nil).
+// Pods serve PodsVerified, PTR for pod addresses and PodNamespace.
+func (c *Cluster) UpdatePod(prev, cur *corev1.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev != nil {
+		c.removePod(podKey{ns: strings.ToLower(prev.Namespace), name: prev.Name})
+	}
+	if cur != nil {
+		k := podKey{ns: strings.ToLower(cur.Namespace), name: cur.Name}
+		c.removePod(k)
+		p := &pod{
+			ns:          k.ns,
+			active:      cur.Status.Phase != corev1.PodSucceeded && cur.Status.Phase != corev1.PodFailed,
+			hostNetwork: cur.Spec.HostNetwork,
+			clusterSearch: !cur.Spec.HostNetwork &&
+				(cur.Spec.DNSPolicy == "" || cur.Spec.DNSPolicy == corev1.DNSClusterFirst || cur.Spec.DNSPolicy == corev1.DNSClusterFirstWithHostNet) &&
+				(cur.Spec.DNSConfig == nil || len(cur.Spec.DNSConfig.Searches) == 0),
+		}
+		ips := make([]string, 0, 1+len(cur.Status.PodIPs))
+		ips = append(ips, cur.Status.PodIP)
+		for _, ip := range cur.Status.PodIPs {
+			ips = append(ips, ip.IP)
+		}
+		for _, s := range ips {
+			a, err := netip.ParseAddr(s)
+			if err != nil || slices.Contains(p.ips, a.Unmap()) {
+				continue
+			}
+			p.ips = append(p.ips, a.Unmap())
+		}
+		c.pods[k] = p
+		for _, a := range p.ips {
+			m := c.podsByIP[a]
+			if m == nil {
+				m = map[podKey]struct{}{}
+				c.podsByIP[a] = m
+			}
+			m[k] = struct{}{}
+		}
+	}
+	c.touch()
+}
+
+func (c *Cluster) removePod(k podKey) {
+	p, ok := c.pods[k]
+	if !ok {
+		return
+	}
+	for _, a := range p.ips {
+		m := c.podsByIP[a]
+		delete(m, k)
+		if len(m) == 0 {
+			delete(c.podsByIP, a)
+		}
+	}
+	delete(c.pods, k)
+}
+
+// PodNamespace returns the namespace of the running pod with this IP, for
+// the server's autopath, which is only right for a pod whose resolv.conf
+// searches the cluster's list: so not for a pod with another dnsPolicy or
+// its own dnsConfig searches. Host-network pods share their node's
+// address, so an address held by a host-network pod, or by pods of
+// different namespaces, has no namespace.
+func (c *Cluster) PodNamespace(ip netip.Addr) (string, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ip = ip.Unmap()
+	for k := range c.podsByIP[ip] {
+		if p := c.pods[k]; p.active && !p.clusterSearch {
+			return "", false
+		}
+	}
+	return c.podNamespaceLocked(ip)
+}
+
+func (c *Cluster) podNamespaceLocked(ip netip.Addr) (string, bool) {
+	ns := ""
+	for k := range c.podsByIP[ip] {
+		p := c.pods[k]
+		if !p.active {
+			continue
+		}
+		if p.hostNetwork || (ns != "" && ns != p.ns) {
+			return "", false
+		}
+		ns = p.ns
+	}
+	return ns, ns != ""
+}
