@@ -17,7 +17,7 @@ LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMinor=37 \
 	-X github.com/portal-net/portal/internal/version.Version=$(PORTAL_VERSION)
 # Packages whose code runs goroutines concurrently: tested with -race.
-RACE_PKGS := ./internal/allocator/... ./internal/storage/... ./internal/registry/... ./internal/printers/... ./internal/apiserver/... ./internal/controller/... ./internal/controllermanager/... ./internal/scheduler/... ./internal/apitest/... ./internal/agent/... ./internal/podruntime/... ./internal/shimcmd/... ./internal/sys/conntrack/... ./internal/proxy ./internal/proxy/runner ./internal/proxy/healthcheck ./internal/proxy/topologykeys ./internal/proxy/nftables ./internal/proxy/iptables ./bench/proxy
+RACE_PKGS := ./internal/allocator/... ./internal/storage/... ./internal/registry/... ./internal/printers/... ./internal/apiserver/... ./internal/controller/... ./internal/controllermanager/... ./internal/scheduler/... ./internal/apitest/... ./internal/agent/... ./internal/podruntime/... ./internal/shimcmd/... ./internal/sys/conntrack/... ./internal/proxy ./internal/proxy/runner ./internal/proxy/healthcheck ./internal/proxy/topologykeys ./internal/proxy/nftables ./internal/proxy/iptables ./internal/dns/... ./bench/proxy
 
 .PHONY: all build run test unit e2e deps vet fmt bench generate clean
 
@@ -42,6 +42,15 @@ vet:
 unit:
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race $(RACE_PKGS)
+	$(MAKE) fuzz
+
+# A short bounded fuzzing run of the DNS query handling (malformed packets
+# must never crash the server); longer: make fuzz FUZZTIME=10m.
+FUZZTIME ?= 15s
+.PHONY: fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./internal/dns
+	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) ./internal/dns/records
 
 # The e2e binary runs inside `unshare --net`: a new network namespace with
 # nothing but loopback, so no test can reach any other address. It also gets

@@ -115,6 +115,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.ProxyOnly {
 		return a.runProxyOnly(ctx)
 	}
+	if a.cfg.DNSOnly {
+		return a.runDNSOnly(ctx)
+	}
 	a.mach = machine(a.cfg)
 	bc := record.NewBroadcaster(record.WithContext(ctx))
 	bc.StartRecordingToSink(&eventSink{Interface: a.client.CoreV1().Events("")})
@@ -180,6 +183,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.startProxy(ctx, inf, keys); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
+	if err := a.startDNS(ctx, inf); err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
 	podInf.Start(ctx.Done())
 	inf.Start(ctx.Done())
 	defer podInf.Shutdown()
@@ -220,6 +226,22 @@ func (a *Agent) runProxyOnly(ctx context.Context) error {
 	}
 	if err := a.startProxy(ctx, inf, keys); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
+	}
+	inf.Start(ctx.Done())
+	defer inf.Shutdown()
+	<-ctx.Done()
+	return nil
+}
+
+// runDNSOnly is `portal agent --dns-only`: the cluster DNS server alone.
+func (a *Agent) runDNSOnly(ctx context.Context) error {
+	inf, _, err := a.informers()
+	if err != nil {
+		return err
+	}
+	a.cfg.DNS = true
+	if err := a.startDNS(ctx, inf); err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
 	}
 	inf.Start(ctx.Done())
 	defer inf.Shutdown()

@@ -61,13 +61,14 @@ func (s *Server) addHooks(advertise net.IP) error {
 type bootstrapSpec struct {
 	serviceCIDR string
 	firstIP     net.IP
+	dnsIP       net.IP // the 10th address: kube-dns
 	advertise   net.IP
 	port        int32
 }
 
 func (s *Server) bootstrapSpec(advertise net.IP) bootstrapSpec {
 	n, _ := s.cfg.ServiceNet()
-	return bootstrapSpec{serviceCIDR: n.String(), firstIP: nthIP(n, 1), advertise: advertise, port: int32(s.cfg.SecurePort)}
+	return bootstrapSpec{serviceCIDR: n.String(), firstIP: nthIP(n, 1), dnsIP: nthIP(n, 10), advertise: advertise, port: int32(s.cfg.SecurePort)}
 }
 
 // bootstrap creates what every cluster has: the system namespaces, the
@@ -103,14 +104,11 @@ func bootstrap(ctx context.Context, c kubernetes.Interface, b bootstrapSpec) err
 			SessionAffinity: corev1.ServiceAffinityNone,
 		},
 	}
-	// Get first: on a restart the create would fail on the held ClusterIP
-	// (422, as in Kubernetes) before it could report AlreadyExists.
-	if _, err := c.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		if err := ignoreExists(c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{})); err != nil {
-			return fmt.Errorf("kubernetes service: %w", err)
-		}
-	} else if err != nil {
-		return fmt.Errorf("kubernetes service: %w", err)
+	if err := ensureService(ctx, c, svc); err != nil {
+		return err
+	}
+	if err := ensureService(ctx, c, kubeDNSService(b.dnsIP)); err != nil {
+		return err
 	}
 	if b.advertise.IsLoopback() {
 		// Endpoints may not point at loopback; a host with no other
@@ -119,6 +117,43 @@ func bootstrap(ctx context.Context, c kubernetes.Interface, b bootstrapSpec) err
 		return nil
 	}
 	return reconcileAPIEndpoints(ctx, c, b)
+}
+
+// ensureService creates svc unless a service of that name exists (a user
+// may have changed it; it is left alone). Get first: on a restart the
+// create would fail on the held ClusterIP (422, as in Kubernetes) before
+// it could report AlreadyExists.
+func ensureService(ctx context.Context, c kubernetes.Interface, svc *corev1.Service) error {
+	_, err := c.CoreV1().Services(svc.Namespace).Get(ctx, svc.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		err = ignoreExists(c.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{}))
+	}
+	if err != nil {
+		return fmt.Errorf("%s service: %w", svc.Name, err)
+	}
+	return nil
+}
+
+// kubeDNSService is the cluster DNS service, named and numbered as in
+// Kubernetes (kube-system/kube-dns on the 10th service address, ports dns
+// and dns-tcp). It has no selector: every node agent serves DNS and keeps
+// its own EndpointSlice (internal/agent/dns.go); PreferSameNode sends a
+// pod's queries to its own node's agent while it has a ready endpoint.
+func kubeDNSService(ip net.IP) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Namespace: "kube-system",
+			Labels: map[string]string{"k8s-app": "kube-dns", "kubernetes.io/name": "KubeDNS", "kubernetes.io/cluster-service": "true"}},
+		Spec: corev1.ServiceSpec{
+			Type:      corev1.ServiceTypeClusterIP,
+			ClusterIP: ip.String(),
+			Ports: []corev1.ServicePort{
+				{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(53)},
+				{Name: "dns-tcp", Protocol: corev1.ProtocolTCP, Port: 53, TargetPort: intstr.FromInt32(53)},
+			},
+			SessionAffinity:     corev1.ServiceAffinityNone,
+			TrafficDistribution: ptr.To(corev1.ServiceTrafficDistributionPreferSameNode),
+		},
+	}
 }
 
 func reconcileAPIEndpoints(ctx context.Context, c kubernetes.Interface, b bootstrapSpec) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,28 @@ type Agent struct {
 	// turns either off.
 	HealthzBindAddress string
 	MetricsBindAddress string
+	// DNS serves the cluster's DNS on this node (NodeIP:DNSPort, UDP and
+	// TCP) and publishes it as an endpoint of kube-system/kube-dns.
+	DNS     bool
+	DNSPort int
+	// DNSAddress, when set (HOST:PORT), is where DNS is served instead of
+	// the node address and DNSPort.
+	DNSAddress string
+	// DNSOnly runs only the DNS server (a drop-in cluster DNS for any
+	// Kubernetes API): no node, pods or proxy, and no EndpointSlice of
+	// its own (point a Service at it yourself).
+	DNSOnly bool
+	// DNSUpstreams answer names outside the cluster domain (default: the
+	// nameservers of ResolvConf).
+	DNSUpstreams []string
+	// DNSTTL is the TTL of the cluster's answers (and their negative TTL).
+	DNSTTL time.Duration
+	// DNSAutopath answers a pod's first search-path query for an outside
+	// name with the final answer (see internal/dns).
+	DNSAutopath bool
+	// DNSMetricsBindAddress serves the DNS server's Prometheus metrics
+	// (CoreDNS's names; empty: off).
+	DNSMetricsBindAddress string
 	// ProxyOnly runs only the service proxy (a drop-in kube-proxy): no node
 	// registration, no pods, no pod network.
 	ProxyOnly bool
@@ -115,6 +138,10 @@ func DefaultAgent() Agent {
 		ProxyMinSyncPeriod:        100 * time.Millisecond,
 		HealthzBindAddress:        "0.0.0.0:10256",
 		MetricsBindAddress:        "127.0.0.1:10249",
+		DNS:                       true,
+		DNSPort:                   53,
+		DNSTTL:                    5 * time.Second,
+		DNSMetricsBindAddress:     "127.0.0.1:9153",
 	}
 }
 
@@ -149,6 +176,17 @@ func (a *Agent) Validate() error {
 			errs = append(errs, fmt.Errorf("--pod-cidr: %w", err))
 		}
 	}
+	for _, u := range a.DNSUpstreams {
+		if _, err := ParseUpstream(u); err != nil {
+			errs = append(errs, fmt.Errorf("--dns-upstream: %w", err))
+		}
+	}
+	if a.DNSTTL < time.Second || a.DNSTTL > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("--dns-ttl %s is not between 1s and 24h", a.DNSTTL))
+	}
+	if a.DNSPort < 1 || a.DNSPort > 65535 {
+		errs = append(errs, fmt.Errorf("--dns-port %d is not a port", a.DNSPort))
+	}
 	for _, d := range a.ClusterDNS {
 		if net.ParseIP(d) == nil {
 			errs = append(errs, fmt.Errorf("--cluster-dns %q is not an IP", d))
@@ -156,6 +194,14 @@ func (a *Agent) Validate() error {
 	}
 	if a.RootDir == "" || a.RunDir == "" {
 		errs = append(errs, errors.New("--root-dir and --run-dir must not be empty"))
+	}
+	if a.DNSOnly && a.ProxyOnly {
+		errs = append(errs, errors.New("--dns-only and --proxy-only exclude each other"))
+	}
+	if a.DNSAddress != "" {
+		if _, err := netip.ParseAddrPort(a.DNSAddress); err != nil {
+			errs = append(errs, fmt.Errorf("--dns-address %q: want IP:port", a.DNSAddress))
+		}
 	}
 	if a.ProxyOnly && a.ProxyMode == "none" {
 		errs = append(errs, errors.New("--proxy-only needs a --proxy-mode other than none"))
@@ -198,4 +244,16 @@ func HostIP() net.IP {
 		}
 	}
 	return net.IPv4(127, 0, 0, 1)
+}
+
+// ParseUpstream reads a DNS upstream: IP or IP:port (port 53 by default).
+func ParseUpstream(s string) (netip.AddrPort, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%q is not an IP or IP:port", s)
+	}
+	return netip.AddrPortFrom(ip.Unmap(), 53), nil
 }
