@@ -72,6 +72,9 @@ type Runner struct {
 	// changed. Only syncOnce touches them.
 	ports map[proxy.ServicePortName]cachedPort
 	list  []dataplane.ServicePort
+	// checked are the service ports with a healthCheckNodePort (eTP
+	// Local), kept with ports, so a sync looks at these few only.
+	checked map[proxy.ServicePortName]bool
 
 	// partial: the datapath holds our last state, so its next sync is a
 	// partial one (false at start and after a failure). Only syncOnce
@@ -267,7 +270,9 @@ func (r *Runner) desired(ch proxy.Changes, all bool) dataplane.State {
 	if all || r.ports == nil {
 		r.ports = make(map[proxy.ServicePortName]cachedPort, len(ch.Services))
 		r.list = make([]dataplane.ServicePort, 0, len(ch.Services))
+		r.checked = map[proxy.ServicePortName]bool{}
 		for name, sp := range ch.Services {
+			r.noteHealthCheck(name, sp)
 			c := buildPort(name, sp, ch.Endpoints[name], node)
 			r.ports[name] = c
 			if c.ok {
@@ -280,6 +285,7 @@ func (r *Runner) desired(ch proxy.Changes, all bool) dataplane.State {
 			s.Changed = make(map[string]bool, len(ch.Changed))
 		}
 		for name := range ch.Changed {
+			r.noteHealthCheck(name, ch.Services[name])
 			key := r.updatePort(name, ch, node)
 			if s.Changed != nil {
 				s.Changed[key] = true
@@ -315,6 +321,16 @@ func (r *Runner) updatePort(name proxy.ServicePortName, ch proxy.Changes, node p
 }
 
 func listOrder(sp dataplane.ServicePort, name string) int { return strings.Compare(sp.Name, name) }
+
+// noteHealthCheck records whether service port name (sp nil: gone) has a
+// healthCheckNodePort.
+func (r *Runner) noteHealthCheck(name proxy.ServicePortName, sp *proxy.ServicePort) {
+	if sp != nil && sp.ExternalPolicyLocal && sp.HealthCheckNodePort > 0 && sp.HealthCheckNodePort <= 65535 {
+		r.checked[name] = true
+	} else {
+		delete(r.checked, name)
+	}
+}
 
 // buildPort is one service port's datapath form on this node.
 func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) cachedPort {
@@ -447,7 +463,7 @@ func (r *Runner) observeSync(ch proxy.Changes, took time.Duration) {
 		r.cfg.Health.Updated()
 	}
 	if r.cfg.ServiceHealth != nil {
-		ports, counts := healthChecks(ch, r.cfg.NodeName)
+		ports, counts := healthChecks(ch, r.checked, r.cfg.NodeName)
 		if err := r.cfg.ServiceHealth.SyncServices(ports); err != nil {
 			klog.V(2).InfoS("Some health check node ports are not served yet", "err", err)
 		}
@@ -473,15 +489,16 @@ func countChanges(ch proxy.Changes) (services, endpoints int) {
 }
 
 // healthChecks returns the healthCheckNodePort of every service with
-// externalTrafficPolicy Local, and its number of distinct local usable
+// externalTrafficPolicy Local (checked names them), and its number of distinct local usable
 // endpoints over all its ports (what a load balancer probing the node
 // needs to know).
-func healthChecks(ch proxy.Changes, nodeName string) (map[types.NamespacedName]uint16, map[types.NamespacedName]int) {
+func healthChecks(ch proxy.Changes, checked map[proxy.ServicePortName]bool, nodeName string) (map[types.NamespacedName]uint16, map[types.NamespacedName]int) {
 	ports := map[types.NamespacedName]uint16{}
 	local := map[types.NamespacedName]map[netip.AddrPort]bool{}
 	node := proxy.NodeInfo{Name: nodeName}
-	for name, sp := range ch.Services {
-		if !sp.ExternalPolicyLocal || sp.HealthCheckNodePort <= 0 || sp.HealthCheckNodePort > 65535 {
+	for name := range checked {
+		sp := ch.Services[name]
+		if sp == nil || !sp.ExternalPolicyLocal || sp.HealthCheckNodePort <= 0 || sp.HealthCheckNodePort > 65535 {
 			continue
 		}
 		nn := name.NamespacedName
