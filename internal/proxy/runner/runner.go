@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -238,7 +239,16 @@ func (r *Runner) syncOnce(ctx context.Context, full bool) {
 		r.changed(true)
 		return
 	}
-	r.observeSync(ch, time.Since(start))
+	took := time.Since(start)
+	if !r.partial || full {
+		// A full sync (the first above all: every informer object
+		// decoded, every element rendered and sent) leaves garbage of
+		// more than the live state; the runtime keeps such freed memory
+		// for reuse up to its next GC goal and gives it back only slowly.
+		// Give it back now: a full sync is rare.
+		debug.FreeOSMemory()
+	}
+	r.observeSync(ch, took)
 	if r.cfg.Conntrack != nil && udpChanged(ch) {
 		if n, err := r.cfg.Conntrack.ClearStale(conntrackServices(state)); err != nil {
 			klog.ErrorS(err, "Clearing stale conntrack entries")
