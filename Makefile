@@ -17,7 +17,7 @@ LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMinor=37 \
 	-X github.com/portal-net/portal/internal/version.Version=$(PORTAL_VERSION)
 # Packages whose code runs goroutines concurrently: tested with -race.
-RACE_PKGS := ./internal/allocator/... ./internal/storage/... ./internal/registry/... ./internal/printers/... ./internal/apiserver/... ./internal/controller/... ./internal/controllermanager/... ./internal/scheduler/... ./internal/apitest/... ./internal/agent/... ./internal/podruntime/... ./internal/shimcmd/... ./internal/sys/conntrack/... ./internal/proxy ./internal/proxy/runner ./internal/proxy/healthcheck ./internal/proxy/topologykeys ./internal/proxy/nftables ./internal/proxy/iptables ./internal/dns/... ./bench/proxy
+RACE_PKGS := ./internal/allocator/... ./internal/storage/... ./internal/registry/... ./internal/printers/... ./internal/apiserver/... ./internal/controller/... ./internal/controllermanager/... ./internal/scheduler/... ./internal/apitest/... ./internal/agent/... ./internal/podruntime/... ./internal/shimcmd/... ./internal/sys/conntrack/... ./internal/proxy ./internal/proxy/runner ./internal/proxy/healthcheck ./internal/proxy/topologykeys ./internal/proxy/nftables ./internal/proxy/iptables ./internal/dns/... ./bench/proxy ./bench/dns
 
 .PHONY: all build run test unit e2e deps vet fmt bench generate clean
 
@@ -86,3 +86,12 @@ generate:
 
 clean:
 	rm -rf $(BIN)
+
+# Upstream CoreDNS, built from its Go module in its own module
+# (bench/tools/coredns, never a dependency of portal), beside portal's
+# cluster DNS in the same run. Flags: make bench-dns BENCH_FLAGS='-services 10000'.
+.PHONY: bench-dns
+bench-dns: build
+	cd bench/tools/coredns && GOFLAGS='-mod=mod -buildvcs=false' $(GO) build -ldflags '-s -w' -o ../../../$(BIN)/coredns .
+	$(GO) build -o $(BIN)/bench-dns ./bench/dns
+	unshare --net --mount --pid --fork --mount-proc --kill-child -- hack/in-netns.sh $(BIN)/bench-dns -portal $(BIN)/portal -coredns $(BIN)/coredns $(BENCH_FLAGS)
