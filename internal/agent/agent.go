@@ -235,10 +235,9 @@ func (a *Agent) runProxyOnly(ctx context.Context) error {
 
 // runDNSOnly is `portal agent --dns-only`: the cluster DNS server alone.
 func (a *Agent) runDNSOnly(ctx context.Context) error {
-	inf, _, err := a.informers()
-	if err != nil {
-		return err
-	}
+	// Without the proxy nothing reads spec.topologyKeys: plain (protobuf)
+	// Service objects decode faster than the topologykeys informer's.
+	inf := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTransform(dropManagedFields))
 	a.cfg.DNS = true
 	if err := a.startDNS(ctx, inf); err != nil {
 		return fmt.Errorf("cluster DNS: %w", err)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -129,6 +130,10 @@ func (a *Agent) startDNS(ctx context.Context, f informers.SharedInformerFactory)
 		}
 		cluster.SetSynced()
 		klog.InfoS("Cluster DNS answering", "address", addr)
+		// Decoding the initial lists left garbage of the size of the
+		// cluster's objects; give it back now rather than at the
+		// runtime's leisure.
+		debug.FreeOSMemory()
 		if !a.cfg.DNSOnly {
 			a.publishDNSEndpoint(ctx, nodeIP)
 		}

@@ -156,12 +156,15 @@ func startUpstream(t testing.TB, mode upstreamMode) *fakeUpstream {
 		rr := mustRR(t, "big.example.com. 60 IN A 192.0.2."+strconv.Itoa(i+1))
 		u.records["big.example.com."] = append(u.records["big.example.com."], rr)
 	}
-	pc, ln, ap, err := bindPair("127.0.0.1:0")
+	pcs, ln, ap, err := bindPair("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	u.addr = ap
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: u}, {Listener: ln, Handler: u}} {
+	for _, extra := range pcs[1:] {
+		extra.Close() // the fake upstream reads one socket
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pcs[0], Handler: u}, {Listener: ln, Handler: u}} {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }
 		go srv.ActivateAndServe()

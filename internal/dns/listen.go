@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
 
@@ -56,7 +59,7 @@ func (s *Server) Start(ctx context.Context, addrs []string) error {
 		}
 	}
 	for _, a := range addrs {
-		pc, ln, ap, err := bindPair(a)
+		pcs, ln, ap, err := bindPair(a)
 		if err != nil {
 			closeAll()
 			close(s.done)
@@ -65,9 +68,10 @@ func (s *Server) Start(ctx context.Context, addrs []string) error {
 		bound = append(bound, ap)
 		label := "dns://" + ap.String()
 		h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, label) })
-		servers = append(servers,
-			&dns.Server{PacketConn: pc, Handler: h, UDPSize: maxUDPSize, MsgAcceptFunc: acceptQueries},
-			&dns.Server{Listener: ln, Handler: h, MsgAcceptFunc: acceptQueries})
+		for _, pc := range pcs {
+			servers = append(servers, &dns.Server{PacketConn: pc, Handler: h, UDPSize: maxUDPSize, MsgAcceptFunc: acceptQueries})
+		}
+		servers = append(servers, &dns.Server{Listener: ln, Handler: h, MsgAcceptFunc: acceptQueries})
 	}
 
 	ups := s.fwd.list()
@@ -151,29 +155,55 @@ func (s *Server) Addrs() []netip.AddrPort {
 
 // bindPair binds UDP and TCP on one address. With port 0 the TCP socket
 // takes the port the kernel gave UDP, retrying when it is taken for TCP.
-func bindPair(addr string) (net.PacketConn, net.Listener, netip.AddrPort, error) {
+//
+// UDP gets one socket per CPU on the same address (SO_REUSEPORT; the
+// kernel spreads clients over them by their address and port), each read
+// by its own goroutine: one socket's reader would be the bottleneck.
+func bindPair(addr string) ([]net.PacketConn, net.Listener, netip.AddrPort, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, netip.AddrPort{}, fmt.Errorf("dns: listen address %q: %w", addr, err)
 	}
+	lc := net.ListenConfig{Control: reusePort}
+	ctx := context.Background()
 	var lastErr error
 	for range 10 {
-		pc, err := net.ListenPacket("udp", addr)
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
 		if err != nil {
 			return nil, nil, netip.AddrPort{}, fmt.Errorf("dns: listen udp %s: %w", addr, err)
 		}
 		ua := pc.LocalAddr().(*net.UDPAddr).AddrPort()
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(int(ua.Port()))))
-		if err == nil {
-			return pc, ln, netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()), nil
+		bound := net.JoinHostPort(host, strconv.Itoa(int(ua.Port())))
+		ln, err := net.Listen("tcp", bound)
+		if err != nil {
+			pc.Close()
+			lastErr = err
+			if port != "0" {
+				break
+			}
+			continue
 		}
-		pc.Close()
-		lastErr = err
-		if port != "0" {
-			break
+		pcs := []net.PacketConn{pc}
+		for len(pcs) < runtime.GOMAXPROCS(0) {
+			more, err := lc.ListenPacket(ctx, "udp", bound)
+			if err != nil {
+				break // one socket still serves
+			}
+			pcs = append(pcs, more)
 		}
+		return pcs, ln, netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()), nil
 	}
 	return nil, nil, netip.AddrPort{}, fmt.Errorf("dns: listen tcp %s: %w", addr, lastErr)
+}
+
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // localAddrs expands wildcard listen addresses to this host's interface

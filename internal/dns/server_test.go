@@ -592,11 +592,13 @@ func TestConcurrentMissesShareOneUpstreamQuery(t *testing.T) {
 
 func TestOwnAddressIsNotAnUpstream(t *testing.T) {
 	// Learn a free port, then listen on it with that very address upstream.
-	pc, ln, own, err := bindPair("127.0.0.1:0")
+	pcs, ln, own, err := bindPair("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc.Close()
+	for _, pc := range pcs {
+		pc.Close()
+	}
 	ln.Close()
 	up := startUpstream(t, upAnswer)
 	s, err := New(Config{Resolver: newFakeResolver(t), Zone: "cluster.local", Upstreams: []netip.AddrPort{own, up.addr}})

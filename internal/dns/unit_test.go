@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,4 +240,42 @@ func TestListenAndServeLifecycle(t *testing.T) {
 	if err := s.Wait(); err != nil {
 		t.Errorf("Wait after a failed Start: %v", err)
 	}
+}
+
+// BenchmarkUDP measures in-zone answers through the real UDP sockets,
+// with 16 clients each keeping one query in flight (client and server
+// share the machine, as in bench/dns).
+func BenchmarkUDP(b *testing.B) {
+	_, addr := startServer(b, Config{Resolver: newFakeResolver(b)}, nil)
+	const clients = 16
+	conns := make([]*dns.Conn, clients)
+	for i := range conns {
+		c, err := dns.Dial("udp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	req := new(dns.Msg).SetQuestion("kubernetes.default.svc.cluster.local.", dns.TypeA)
+	var next atomic.Int64
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				if err := c.WriteMsg(req); err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := c.ReadMsg(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
