@@ -95,3 +95,11 @@ bench-dns: build
 	cd bench/tools/coredns && GOFLAGS='-mod=mod -buildvcs=false' $(GO) build -ldflags '-s -w' -o ../../../$(BIN)/coredns .
 	$(GO) build -o $(BIN)/bench-dns ./bench/dns
 	unshare --net --mount --pid --fork --mount-proc --kill-child -- hack/in-netns.sh $(BIN)/bench-dns -portal $(BIN)/portal -coredns $(BIN)/coredns $(BENCH_FLAGS)
+
+# Differential test of portal's cluster DNS against CoreDNS's kubernetes
+# plugin (issue 7), on 127.0.0.1 only; CoreDNS built from bench/tools/coredns.
+# Not in `make test`: building CoreDNS fetches its many modules.
+.PHONY: test-compat
+test-compat: build
+	cd bench/tools/coredns && GOFLAGS='-mod=mod -buildvcs=false' $(GO) build -ldflags '-s -w' -o ../../../$(BIN)/coredns .
+	$(GO) test -count=1 ./test/compat -portal $(abspath $(BIN)/portal) -coredns $(abspath $(BIN)/coredns) $(COMPAT_FLAGS)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -183,7 +184,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.startProxy(ctx, inf, keys); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
-	if err := a.startDNS(ctx, inf); err != nil {
+	// DNS answers on the pod bridge's own address: every pod reaches it
+	// (other nodes' pods through the pod routes), the node's outside
+	// network does not, so the forwarder is no open resolver there.
+	gw, _ := netip.AddrFromSlice(cidr.IP.To4())
+	if err := a.startDNS(ctx, inf, gw.Next()); err != nil {
 		return fmt.Errorf("cluster DNS: %w", err)
 	}
 	podInf.Start(ctx.Done())
@@ -239,7 +244,11 @@ func (a *Agent) runDNSOnly(ctx context.Context) error {
 	// Service objects decode faster than the topologykeys informer's.
 	inf := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTransform(dropManagedFields))
 	a.cfg.DNS = true
-	if err := a.startDNS(ctx, inf); err != nil {
+	nodeIP, err := netip.ParseAddr(a.cfg.NodeIP)
+	if err != nil {
+		return fmt.Errorf("--node-ip: %w", err)
+	}
+	if err := a.startDNS(ctx, inf, nodeIP); err != nil {
 		return fmt.Errorf("cluster DNS: %w", err)
 	}
 	inf.Start(ctx.Done())

@@ -39,16 +39,20 @@ const (
 )
 
 // startDNS registers the DNS server's informer handlers on f (the caller
-// starts f) and, once they have seen the cluster, serves DNS on the
-// node's address and publishes this node as an endpoint of kube-dns until
-// ctx ends.
-func (a *Agent) startDNS(ctx context.Context, f informers.SharedInformerFactory) error {
+// starts f) and, once they have seen the cluster, serves DNS on
+// ip:--dns-port (or --dns-address) and publishes that address as this
+// node's endpoint of kube-dns until ctx ends.
+func (a *Agent) startDNS(ctx context.Context, f informers.SharedInformerFactory, ip netip.Addr) error {
 	if !a.cfg.DNS {
 		return nil
 	}
-	nodeIP, err := netip.ParseAddr(a.cfg.NodeIP)
-	if err != nil {
-		return fmt.Errorf("--node-ip: %w", err)
+	if a.cfg.DNSAddress != "" {
+		// Validated: IP:port. The server's own address is the one it
+		// serves on (it names the apex NS).
+		ip = netip.MustParseAddrPort(a.cfg.DNSAddress).Addr()
+	}
+	if !ip.IsValid() {
+		return errors.New("no address to serve DNS on")
 	}
 	var ups []netip.AddrPort
 	for _, u := range a.cfg.DNSUpstreams {
@@ -66,7 +70,7 @@ func (a *Agent) startDNS(ctx context.Context, f informers.SharedInformerFactory)
 		Zone:          a.cfg.ClusterDomain,
 		TTL:           uint32(a.cfg.DNSTTL / time.Second),
 		ServiceCIDRs:  cidrs,
-		NameserverIPs: []netip.Addr{nodeIP},
+		NameserverIPs: []netip.Addr{ip},
 	})
 	var synced []cache.InformerSynced
 	add := func(inf cache.SharedIndexInformer, update func(prev, cur any)) error {
@@ -107,7 +111,7 @@ func (a *Agent) startDNS(ctx context.Context, f informers.SharedInformerFactory)
 	if err != nil {
 		return err
 	}
-	addr := net.JoinHostPort(nodeIP.String(), strconv.Itoa(a.cfg.DNSPort))
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(a.cfg.DNSPort))
 	if a.cfg.DNSAddress != "" {
 		addr = a.cfg.DNSAddress
 	}
@@ -135,7 +139,7 @@ func (a *Agent) startDNS(ctx context.Context, f informers.SharedInformerFactory)
 		// runtime's leisure.
 		debug.FreeOSMemory()
 		if !a.cfg.DNSOnly {
-			a.publishDNSEndpoint(ctx, nodeIP)
+			a.publishDNSEndpoint(ctx, ip)
 		}
 	}()
 	return nil
@@ -162,15 +166,15 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) {
 // dnsSliceName is this node's EndpointSlice of kube-dns.
 func (a *Agent) dnsSliceName() string { return dnsService + "-" + a.cfg.NodeName }
 
-// publishDNSEndpoint makes this node's address a ready endpoint of
+// publishDNSEndpoint makes this node's DNS address a ready endpoint of
 // kube-dns (retrying until it can), and removes it when ctx ends. The
 // slice is owned by the Node, so deleting the Node removes it too.
-func (a *Agent) publishDNSEndpoint(ctx context.Context, nodeIP netip.Addr) {
-	want := a.dnsSlice(nodeIP)
+func (a *Agent) publishDNSEndpoint(ctx context.Context, ip netip.Addr) {
+	want := a.dnsSlice(ip)
 	for ctx.Err() == nil {
 		err := a.applyDNSSlice(ctx, want)
 		if err == nil {
-			klog.InfoS("Published this node as a kube-dns endpoint", "slice", want.Name, "address", nodeIP)
+			klog.InfoS("Published this node as a kube-dns endpoint", "slice", want.Name, "address", ip)
 			break
 		}
 		klog.V(2).InfoS("Publishing the kube-dns endpoint; retrying", "err", err)
@@ -188,9 +192,9 @@ func (a *Agent) publishDNSEndpoint(ctx context.Context, nodeIP netip.Addr) {
 	}
 }
 
-func (a *Agent) dnsSlice(nodeIP netip.Addr) *discoveryv1.EndpointSlice {
+func (a *Agent) dnsSlice(ip netip.Addr) *discoveryv1.EndpointSlice {
 	family := discoveryv1.AddressTypeIPv4
-	if nodeIP.Is6() {
+	if ip.Is6() {
 		family = discoveryv1.AddressTypeIPv6
 	}
 	port := int32(a.cfg.DNSPort)
@@ -201,7 +205,7 @@ func (a *Agent) dnsSlice(nodeIP netip.Addr) *discoveryv1.EndpointSlice {
 		}},
 		AddressType: family,
 		Endpoints: []discoveryv1.Endpoint{{
-			Addresses:  []string{nodeIP.String()},
+			Addresses:  []string{ip.String()},
 			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
 			NodeName:   ptr.To(a.cfg.NodeName),
 		}},

@@ -181,6 +181,17 @@ func TestClusterDNS(t *testing.T) {
 		t.Error("the upstream saw no query")
 	}
 
+	// The node answers DNS on its pod bridge address only: its outside
+	// address (192.0.2.10, see hack/in-netns.sh) is no open resolver.
+	ep := s.mustKubectl("get", "endpointslice", "kube-dns-node-1", "-n", "kube-system", "-o", "jsonpath={.endpoints[0].addresses[0]}")
+	if !strings.HasPrefix(ep, "10.42.") {
+		t.Errorf("kube-dns endpoint %q, want the node's pod bridge address", ep)
+	}
+	if conn, err := net.DialTimeout("tcp", "192.0.2.10:53", time.Second); err == nil {
+		conn.Close()
+		t.Error("DNS answers on the node's outside address")
+	}
+
 	// A new service is in DNS within a second of its creation.
 	late := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: "my-ns"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}

@@ -56,7 +56,6 @@ const (
 	defaultTTL       = 5
 	dnsVersionTTL    = 28800 // as in the specification's example and CoreDNS
 	schemaVersion    = "1.1.0"
-	tolerateUnready  = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
 	noPort           = -1
 	kindClusterIP    = 0
 	kindHeadless     = 1
@@ -78,7 +77,6 @@ type service struct {
 	externalName string
 	clusterIPs   []netip.Addr
 	ports        []port
-	allEndpoints bool // publishNotReadyAddresses or the tolerate-unready annotation
 }
 
 // endpoint is one address of a service, named by its hostname or, without
@@ -173,7 +171,7 @@ func New(cfg Config) *Cluster {
 		zone:       zone + ".",
 		ttl:        ttl,
 		cidrs:      slices.Clone(cfg.ServiceCIDRs),
-		nsIPs:      slices.Clone(cfg.NameserverIPs),
+		nsIPs:      nameserverIPs(cfg.NameserverIPs),
 		podMode:    cfg.Pods,
 		now:        now,
 		namespaces: map[string]struct{}{},
@@ -265,8 +263,7 @@ func keyOf(ns, name string) svcKey {
 
 func convertService(s *corev1.Service) *service {
 	out := &service{
-		key:          keyOf(s.Namespace, s.Name),
-		allEndpoints: s.Spec.PublishNotReadyAddresses || s.Annotations[tolerateUnready] == "true",
+		key: keyOf(s.Namespace, s.Name),
 	}
 	switch {
 	case s.Spec.Type == corev1.ServiceTypeExternalName:
@@ -413,7 +410,10 @@ func (c *Cluster) rebuildEndpoints(k svcKey) {
 		s := c.slices[sk]
 		g := epGroup{ports: s.ports}
 		for _, e := range s.eps {
-			if !e.ready && !svc.allEndpoints {
+			// The endpoint's own condition decides, as in CoreDNS: for
+			// publishNotReadyAddresses the EndpointSlice controller
+			// already marks unready pods' endpoints ready.
+			if !e.ready {
 				continue
 			}
 			for _, a := range e.addrs {
@@ -563,4 +563,17 @@ func (c *Cluster) podNamespaceLocked(ip netip.Addr) (string, bool) {
 		ns = p.ns
 	}
 	return ns, ns != ""
+}
+
+// nameserverIPs keeps the addresses other hosts can reach: loopback ones
+// would name whatever service has an endpoint there (CoreDNS skips them
+// too).
+func nameserverIPs(ips []netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range ips {
+		if ip = ip.Unmap(); ip.IsValid() && !ip.IsLoopback() {
+			out = append(out, ip)
+		}
+	}
+	return out
 }

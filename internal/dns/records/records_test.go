@@ -174,9 +174,12 @@ func newTestCluster(t testing.TB) *Cluster {
 		svcPort("https", corev1.ProtocolTCP, 443), svcPort("syslog", corev1.ProtocolUDP, 514),
 		svcPort("sig", corev1.ProtocolSCTP, 9999)))
 
+	// publishNotReadyAddresses: the EndpointSlice controller marks the
+	// unready pod's endpoint ready; DNS follows the endpoint's condition,
+	// as CoreDNS does, so a hand-written not-ready one stays out.
 	c.UpdateService(nil, svc("testns", "unready-ok", headless(), publishNotReady(), svcPort("http", corev1.ProtocolTCP, 80)))
 	c.UpdateEndpointSlice(nil, epSlice("testns", "unready-ok-1", "unready-ok", v4, httpPort,
-		ep{addrs: []string{"10.244.5.5"}, ready: false}))
+		ep{addrs: []string{"10.244.5.5"}, ready: true}, ep{addrs: []string{"10.244.5.6"}, ready: false}))
 	c.UpdateService(nil, svc("testns", "empty-headless", headless()))
 	c.UpdateService(nil, svc("testns", "ext-in", externalName("my-service.my-ns.svc.cluster.local")))
 	c.UpdateService(nil, svc("testns", "ext-ip", externalName("192.0.2.1")))

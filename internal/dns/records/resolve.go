@@ -49,7 +49,14 @@ const maxCNAMEChain = 10
 //     name, and PTR inside ServiceCIDRs with no record is NXDOMAIN here
 //     rather than forwarded;
 //   - until SetSynced every question of ours is SERVFAIL (CoreDNS serves
-//     positive answers and turns only NXDOMAIN into SERVFAIL).
+//     positive answers and turns only NXDOMAIN into SERVFAIL);
+//   - a name that exists without records of any type (the apex, svc.<zone>,
+//     pod.<zone>, <ns>.svc.<zone>, ns.dns.<zone> for other types) is NODATA
+//     for every type: CoreDNS says NXDOMAIN for some types (TXT, PTR)
+//     while NODATA for A at the same name;
+//   - only PTR questions are ours under in-addr.arpa and ip6.arpa; other
+//     types there are forwarded (CoreDNS, when configured for the reverse
+//     zones, answers them with its in-addr.arpa SOA).
 //
 // Wildcard labels ("*") are not supported: the specification 1.1.0 no
 // longer lists them and CoreDNS removed them, so "*" is an ordinary label

@@ -1,0 +1,165 @@
+package compat
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	portalBin  = flag.String("portal", "", "portal binary (the test is skipped without it)")
+	corednsBin = flag.String("coredns", "", "CoreDNS binary built from bench/tools/coredns (the test is skipped without it)")
+	logDir     = flag.String("logs", "", "directory to keep the servers' logs in")
+	dump       = flag.Bool("dump", false, "log every question with both replies")
+)
+
+func binPath(p string) (string, error) {
+	if !strings.ContainsRune(p, '/') {
+		return exec.LookPath(p)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return "", err
+	}
+	return abs, nil
+}
+
+// TestCompatCoreDNS serves one cluster state with portal's DNS and with
+// CoreDNS's kubernetes plugin and asks both the same questions: every
+// difference fails the test unless the allow-list explains it.
+func TestCompatCoreDNS(t *testing.T) {
+	if *portalBin == "" || *corednsBin == "" {
+		t.Skip("differential DNS test needs -portal and -coredns binaries; run `make test-compat`")
+	}
+	portal, err := binPath(*portalBin)
+	if err != nil {
+		t.Fatalf("-portal: %v", err)
+	}
+	coredns, err := binPath(*corednsBin)
+	if err != nil {
+		t.Fatalf("-coredns: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tmp := t.TempDir()
+
+	ports, err := freePorts(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &apiServer{process: process{bin: portal}, dir: filepath.Join(tmp, "server"),
+		port: ports[0], etcd: ports[1], peer: ports[2]}
+	t.Cleanup(api.stop)
+	if err := api.start(ctx, 90*time.Second); err != nil {
+		t.Fatalf("portal server: %v", err)
+	}
+	kc, err := api.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs, pods := clusterState()
+	if err := writeState(ctx, kc, svcs, pods); err != nil {
+		t.Fatal(err)
+	}
+
+	up, err := startUpstream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.stop)
+
+	conf := filepath.Join(tmp, "Corefile")
+	if err := os.WriteFile(conf, []byte(corefile(api.kubeconfig(), ports[4], up.addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ours := &process{bin: portal}
+	theirs := &process{bin: coredns}
+	oursAddr, theirsAddr := hostPort(ports[3]), hostPort(ports[4])
+	for _, s := range []struct {
+		name string
+		p    *process
+		args []string
+	}{
+		{"portal-dns", ours, portalArgs(api.kubeconfig(), oursAddr, up.addr, filepath.Join(tmp, "agent"))},
+		{"coredns", theirs, []string{"-conf", conf}},
+	} {
+		if err := s.p.start(s.args...); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			s.p.stop()
+			if *logDir != "" {
+				_ = os.MkdirAll(*logDir, 0o755)
+				_ = os.WriteFile(filepath.Join(*logDir, s.name+".log"), []byte(s.p.log.String()), 0o644)
+			}
+		})
+	}
+	// Everything was written before either server started, so the first
+	// answer from the last service written means its informers have listed
+	// the whole state.
+	var probe *svcSpec
+	for _, s := range svcs {
+		if s.clusterIP != "" {
+			probe = s
+		}
+	}
+	for _, s := range []struct {
+		name, addr string
+		p          *process
+	}{{"portal", oursAddr, ours}, {"CoreDNS", theirsAddr, theirs}} {
+		if err := waitAnswers(ctx, s.p, s.addr, svcName(probe.ns, probe.name), netip.MustParseAddr(probe.clusterIP), 60*time.Second); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+	}
+
+	qs := queries(svcs, pods)
+	var matched, allowed int
+	var failures []string
+	reasons := map[string]int{}
+	for _, q := range qs {
+		o, err := exchange(ctx, oursAddr, q.name, q.qtype)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: portal: %v\n", q, err))
+			continue
+		}
+		c, err := exchange(ctx, theirsAddr, q.name, q.qtype)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: CoreDNS: %v\n", q, err))
+			continue
+		}
+		or, cr := newReply(o), newReply(c)
+		if *dump {
+			t.Logf("%s\n    ours:    %s\n    CoreDNS: %s", q, or, cr)
+		}
+		if or.equal(cr) {
+			matched++
+			continue
+		}
+		if a := allowedBy(q, or, cr); a != nil {
+			allowed++
+			reasons[a.name]++
+			t.Logf("allowed (%s): %s", a.name, diff(q, or, cr))
+			continue
+		}
+		failures = append(failures, diff(q, or, cr)+fmt.Sprintf("    ours:    %s\n    CoreDNS: %s\n", or, cr))
+	}
+	t.Logf("%d queries: %d match, %d differ as allowed %v, %d differ otherwise", len(qs), matched, allowed, reasons, len(failures))
+	for _, d := range allowList {
+		if reasons[d.name] > 0 {
+			t.Logf("allowed %d× %q: %s", reasons[d.name], d.name, d.reason)
+		}
+	}
+	for _, f := range failures {
+		t.Error("\n" + f)
+	}
+}
