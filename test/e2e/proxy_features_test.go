@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -400,6 +401,52 @@ spec:
 		for j := 0; j < 10; j++ {
 			if got, err := nsHTTP(l.nodes[0], addr, "/hostname", 2*time.Second); err != nil || got != "web-b1" {
 				t.Fatalf("node-1 after zone a emptied, request %d: %q %v\n%s", j, got, err, logs())
+			}
+		}
+	})
+
+	// Every node serves kube-dns on its pod bridge and answers its own
+	// node's queries (PreferSameNode): each agent's request counter moves
+	// only with its own node's lookups.
+	t.Run("cluster DNS answered on the asking node", func(t *testing.T) {
+		waitFor(t, 15*time.Second, "a kube-dns endpoint per node", func() bool {
+			out, _, err := s.kubectl("get", "endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns",
+				"-o", "jsonpath={range .items[*]}{.endpoints[0].nodeName}={.endpoints[0].addresses[0]} {end}")
+			return err == nil && strings.Contains(out, "node-1=10.42.") && strings.Contains(out, "node-2=10.42.")
+		})
+		requests := func(i int) int {
+			out, err := l.in(i, "busybox", "wget", "-qO-", "http://127.0.0.1:9153/metrics")
+			if err != nil {
+				t.Fatalf("node-%d DNS metrics: %v %s", i, err, out)
+			}
+			n := 0
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "coredns_dns_requests_total{") {
+					f := strings.Fields(line)
+					v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+					n += int(v)
+				}
+			}
+			return n
+		}
+		want := clusterIP("web-cluster")
+		for _, asking := range []int{1, 2} {
+			other := 3 - asking
+			waitFor(t, 15*time.Second, fmt.Sprintf("node-%d resolves through kube-dns", asking), func() bool {
+				out, _ := l.in(asking, "busybox", "nslookup", "web-cluster.default.svc.cluster.local", "10.0.0.10")
+				return strings.Contains(out, want)
+			})
+			before, beforeOther := requests(asking), requests(other)
+			for j := 0; j < 10; j++ {
+				if out, _ := l.in(asking, "busybox", "nslookup", "web-cluster.default.svc.cluster.local", "10.0.0.10"); !strings.Contains(out, want) {
+					t.Fatalf("node-%d lookup %d: %s\n%s", asking, j, out, logs())
+				}
+			}
+			if got := requests(asking) - before; got < 10 {
+				t.Errorf("node-%d's DNS counted %d of its node's 10 lookups", asking, got)
+			}
+			if got := requests(other) - beforeOther; got != 0 {
+				t.Errorf("node-%d's DNS answered %d lookups of node-%d", other, got, asking)
 			}
 		}
 	})
