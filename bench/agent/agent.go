@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/portal-net/portal/bench/internal/portalproc"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 // agent is the `portal agent` child with its own root and run dirs.

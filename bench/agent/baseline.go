@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/portal-net/portal/bench/internal/portalproc"
 	"github.com/portal-net/portal/internal/netutil"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 // bare is the pod's server run directly: `portal-shim agnhost netexec` on

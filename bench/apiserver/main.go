@@ -17,8 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/portal-net/portal/bench/internal/load"
-	"github.com/portal-net/portal/bench/internal/portalproc"
 	"github.com/portal-net/portal/bench/internal/report"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 
 	"github.com/portal-net/portal/internal/netutil"
 	"github.com/portal-net/portal/internal/storage"

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portal-net/portal/bench/internal/portalproc"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 // controllerManager is a `portal controller-manager` child serving its

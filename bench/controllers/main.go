@@ -10,9 +10,9 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/portal-net/portal/bench/internal/portalproc"
 	"github.com/portal-net/portal/bench/internal/report"
 	"github.com/portal-net/portal/internal/netutil"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 type options struct {

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/portal-net/portal/bench/internal/portalproc"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 // figures are one server's measurements; a failed step keeps its error.

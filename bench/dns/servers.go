@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/portal-net/portal/bench/internal/portalproc"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 // dnsServer is one DNS server under test, a child process on loopback.

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/portal-net/portal/bench/internal/portalproc"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 // proxy is one service proxy under test in one mode.

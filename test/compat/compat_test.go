@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 var (
@@ -57,13 +59,13 @@ func TestCompatCoreDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := &apiServer{process: process{bin: portal}, dir: filepath.Join(tmp, "server"),
-		port: ports[0], etcd: ports[1], peer: ports[2]}
-	t.Cleanup(api.stop)
-	if err := api.start(ctx, 90*time.Second); err != nil {
+	api := &portalproc.Server{Process: portalproc.Process{Bin: portal}, Dir: filepath.Join(tmp, "server"),
+		Port: ports[0], Etcd: ports[1], Peer: ports[2]}
+	t.Cleanup(api.Stop)
+	if _, err := api.Start(ctx, 90*time.Second); err != nil {
 		t.Fatalf("portal server: %v", err)
 	}
-	kc, err := api.client()
+	kc, err := api.Client(30 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,28 +81,28 @@ func TestCompatCoreDNS(t *testing.T) {
 	t.Cleanup(up.stop)
 
 	conf := filepath.Join(tmp, "Corefile")
-	if err := os.WriteFile(conf, []byte(corefile(api.kubeconfig(), ports[4], up.addr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(corefile(api.Kubeconfig(), ports[4], up.addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ours := &process{bin: portal}
-	theirs := &process{bin: coredns}
+	ours := &portalproc.Process{Bin: portal}
+	theirs := &portalproc.Process{Bin: coredns}
 	oursAddr, theirsAddr := hostPort(ports[3]), hostPort(ports[4])
 	for _, s := range []struct {
 		name string
-		p    *process
+		p    *portalproc.Process
 		args []string
 	}{
-		{"portal-dns", ours, portalArgs(api.kubeconfig(), oursAddr, up.addr, filepath.Join(tmp, "agent"))},
+		{"portal-dns", ours, portalArgs(api.Kubeconfig(), oursAddr, up.addr, filepath.Join(tmp, "agent"))},
 		{"coredns", theirs, []string{"-conf", conf}},
 	} {
-		if err := s.p.start(s.args...); err != nil {
+		if err := s.p.Start(s.args...); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			s.p.stop()
+			s.p.Stop()
 			if *logDir != "" {
 				_ = os.MkdirAll(*logDir, 0o755)
-				_ = os.WriteFile(filepath.Join(*logDir, s.name+".log"), []byte(s.p.log.String()), 0o644)
+				_ = os.WriteFile(filepath.Join(*logDir, s.name+".log"), []byte(s.p.Log.String()), 0o644)
 			}
 		})
 	}
@@ -115,7 +117,7 @@ func TestCompatCoreDNS(t *testing.T) {
 	}
 	for _, s := range []struct {
 		name, addr string
-		p          *process
+		p          *portalproc.Process
 	}{{"portal", oursAddr, ours}, {"CoreDNS", theirsAddr, theirs}} {
 		if err := waitAnswers(ctx, s.p, s.addr, svcName(probe.ns, probe.name), netip.MustParseAddr(probe.clusterIP), 60*time.Second); err != nil {
 			t.Fatalf("%s: %v", s.name, err)

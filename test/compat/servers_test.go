@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 const zone = "cluster.local"
@@ -94,13 +95,13 @@ func exchange(ctx context.Context, addr string, name string, qtype uint16) (*dns
 
 // waitAnswers polls addr until name has the A record want, or the process
 // exits, or limit passes.
-func waitAnswers(ctx context.Context, p *process, addr, name string, want netip.Addr, limit time.Duration) error {
+func waitAnswers(ctx context.Context, p *portalproc.Process, addr, name string, want netip.Addr, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last string
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.exited():
-			return fmt.Errorf("exited before answering:\n%s", lastLines(p.log.String(), 20))
+		case <-p.Exited():
+			return fmt.Errorf("exited before answering:\n%s", portalproc.LastLines(p.Log.String(), 20))
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -120,5 +121,8 @@ func waitAnswers(ctx context.Context, p *process, addr, name string, want netip.
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("no A %s for %s within %s (last: %s):\n%s", want, name, limit, last, lastLines(p.log.String(), 20))
+	return fmt.Errorf("no A %s for %s within %s (last: %s):\n%s", want, name, limit, last, portalproc.LastLines(p.Log.String(), 20))
 }
+
+// serviceCIDR is the API server's service range (portalproc's).
+var serviceCIDR = netip.MustParsePrefix("10.0.0.0/16")
