@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/portal-net/portal/internal/testutil/dnspeer"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -175,7 +176,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCorefile(t *testing.T) {
-	got := corefile("/k/kubeconfig", 1053, "127.0.0.1:2053", "127.0.0.1:9153")
+	got := dnspeer.Corefile("/k/kubeconfig", 1053, "127.0.0.1:2053", "cache 30", "prometheus 127.0.0.1:9153")
 	for _, line := range []string{".:1053 {", "bind 127.0.0.1", "kubernetes cluster.local in-addr.arpa ip6.arpa {",
 		"kubeconfig /k/kubeconfig", "pods insecure", "fallthrough in-addr.arpa ip6.arpa", "ttl 5",
 		"forward . 127.0.0.1:2053", "cache 30", "prometheus 127.0.0.1:9153"} {
@@ -203,24 +204,24 @@ func TestLoadAgainstFakeUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer up.stop()
+	defer up.Stop()
 	d := &data{}
 	qs := questions(kindExternal, d)
-	if err := verify(context.Background(), up.addr, qs, time.Second); err != nil {
+	if err := verify(context.Background(), up.Addr, qs, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	pool, err := packQuestions(qs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := runLoad(context.Background(), up.addr, pool, 4, 10*time.Second, time.Second, 2000)
+	r, err := runLoad(context.Background(), up.Addr, pool, 4, 10*time.Second, time.Second, 2000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.answered+r.timeouts != 2000 || r.answered == 0 || len(r.lat) != r.answered {
 		t.Errorf("answered %d, timeouts %d, %d latencies; want 2000 queries in all", r.answered, r.timeouts, len(r.lat))
 	}
-	if got := up.queries.Load(); got < 2000+int64(len(sample(len(qs), 8))) {
+	if got := up.Queries(); got < 2000+int64(len(sample(len(qs), 8))) {
 		t.Errorf("upstream saw %d queries", got)
 	}
 
@@ -228,11 +229,11 @@ func TestLoadAgainstFakeUpstream(t *testing.T) {
 	for i := range pool {
 		pool[i] = pool[0]
 	}
-	if _, err := runLoad(context.Background(), up.addr, pool, 2, 10*time.Second, time.Second, 100); !errors.Is(err, errWrong) {
+	if _, err := runLoad(context.Background(), up.Addr, pool, 2, 10*time.Second, time.Second, 100); !errors.Is(err, errWrong) {
 		t.Errorf("wrong expectation: err = %v, want errWrong", err)
 	}
 	// An unknown name is NXDOMAIN, as the benchmark's external queries rely on.
-	m, err := exchange(context.Background(), up.addr, question{name: "other.example.org.", qtype: dns.TypeA}, time.Second)
+	m, err := exchange(context.Background(), up.Addr, question{name: "other.example.org.", qtype: dns.TypeA}, time.Second)
 	if err != nil || m.Rcode != dns.RcodeNameError {
 		t.Errorf("unknown name: %v, %v", m, err)
 	}

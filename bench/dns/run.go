@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/portal-net/portal/internal/testutil/dnspeer"
 	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
@@ -48,7 +49,7 @@ func run(ctx context.Context, o options) ([][]string, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	ports, err := freePorts(7)
+	ports, err := dnspeer.FreePorts(7)
 	if err != nil {
 		return nil, err
 	}
@@ -75,16 +76,16 @@ func run(ctx context.Context, o options) ([][]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer up.stop()
+	defer up.Stop()
 
-	servers := []*dnsServer{{name: "portal", proc: portalproc.Process{Bin: portal}, addr: hostPort(ports[3]),
-		args: portalArgs(api.Kubeconfig(), hostPort(ports[3]), up.addr, hostPort(ports[4]), filepath.Join(tmp, "agent"))}}
+	servers := []*dnsServer{{name: "portal", proc: portalproc.Process{Bin: portal}, addr: dnspeer.HostPort(ports[3]),
+		args: dnspeer.PortalArgs(api.Kubeconfig(), dnspeer.HostPort(ports[3]), up.Addr, dnspeer.HostPort(ports[4]), "bench", filepath.Join(tmp, "agent"))}}
 	if coredns != "" {
 		conf := filepath.Join(tmp, "Corefile")
-		if err := os.WriteFile(conf, []byte(corefile(api.Kubeconfig(), ports[5], up.addr, hostPort(ports[6]))), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(dnspeer.Corefile(api.Kubeconfig(), ports[5], up.Addr, "cache 30", "prometheus "+dnspeer.HostPort(ports[6]))), 0o644); err != nil {
 			return nil, err
 		}
-		servers = append(servers, &dnsServer{name: "coredns", proc: portalproc.Process{Bin: coredns}, addr: hostPort(ports[5]),
+		servers = append(servers, &dnsServer{name: "coredns", proc: portalproc.Process{Bin: coredns}, addr: dnspeer.HostPort(ports[5]),
 			args: []string{"-conf", conf}})
 	}
 	figs := map[string]*figures{}
@@ -151,10 +152,10 @@ func run(ctx context.Context, o options) ([][]string, error) {
 					continue
 				}
 			}
-			before := up.queries.Load()
+			before := up.Queries()
 			cpu0, cpuErr := s.proc.CPU()
 			kf.res, kf.err = runLoad(ctx, s.addr, pool, o.concurrency, o.duration, o.timeout, o.maxQueries)
-			kf.upstream = up.queries.Load() - before
+			kf.upstream = up.Queries() - before
 			if cpu1, err := s.proc.CPU(); err == nil && cpuErr == nil {
 				kf.cpu = cpu1 - cpu0
 			}

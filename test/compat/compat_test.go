@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portal-net/portal/internal/testutil/dnspeer"
 	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
@@ -55,7 +56,7 @@ func TestCompatCoreDNS(t *testing.T) {
 	defer cancel()
 	tmp := t.TempDir()
 
-	ports, err := freePorts(5)
+	ports, err := dnspeer.FreePorts(5)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,21 +79,23 @@ func TestCompatCoreDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(up.stop)
+	t.Cleanup(up.Stop)
 
+	// No cache: answers must reflect the kubernetes plugin, not what an
+	// earlier question cached.
 	conf := filepath.Join(tmp, "Corefile")
-	if err := os.WriteFile(conf, []byte(corefile(api.Kubeconfig(), ports[4], up.addr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(dnspeer.Corefile(api.Kubeconfig(), ports[4], up.Addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ours := &portalproc.Process{Bin: portal}
 	theirs := &portalproc.Process{Bin: coredns}
-	oursAddr, theirsAddr := hostPort(ports[3]), hostPort(ports[4])
+	oursAddr, theirsAddr := dnspeer.HostPort(ports[3]), dnspeer.HostPort(ports[4])
 	for _, s := range []struct {
 		name string
 		p    *portalproc.Process
 		args []string
 	}{
-		{"portal-dns", ours, portalArgs(api.Kubeconfig(), oursAddr, up.addr, filepath.Join(tmp, "agent"))},
+		{"portal-dns", ours, dnspeer.PortalArgs(api.Kubeconfig(), oursAddr, up.Addr, "", "compat", filepath.Join(tmp, "agent"))},
 		{"coredns", theirs, []string{"-conf", conf}},
 	} {
 		if err := s.p.Start(s.args...); err != nil {

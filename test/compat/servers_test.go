@@ -3,82 +3,15 @@ package compat
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/portal-net/portal/internal/testutil/dnspeer"
 	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
-const zone = "cluster.local"
-
-// portalArgs runs portal's agent as the cluster DNS server alone.
-func portalArgs(kubeconfig, addr, upstream, dir string) []string {
-	return []string{"agent", "--dns-only", "--kubeconfig", kubeconfig,
-		"--dns-address", addr, "--dns-upstream", upstream,
-		"--node-name", "compat", "--dns-metrics-bind-address", "",
-		"--root-dir", filepath.Join(dir, "root"), "--run-dir", filepath.Join(dir, "run")}
-}
-
-// corefile is CoreDNS as a cluster runs it, without the cache: answers
-// must reflect the kubernetes plugin, not what an earlier question cached.
-func corefile(kubeconfig string, port int, upstream string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, ".:%d {\n", port)
-	b.WriteString("    bind 127.0.0.1\n")
-	fmt.Fprintf(&b, "    kubernetes %s in-addr.arpa ip6.arpa {\n", zone)
-	fmt.Fprintf(&b, "        kubeconfig %s\n", kubeconfig)
-	b.WriteString("        pods insecure\n")
-	b.WriteString("        fallthrough in-addr.arpa ip6.arpa\n")
-	b.WriteString("        ttl 5\n")
-	b.WriteString("    }\n")
-	fmt.Fprintf(&b, "    forward . %s\n", upstream)
-	b.WriteString("}\n")
-	return b.String()
-}
-
-// freePort is a loopback port free for both UDP and TCP at the time of
-// the call.
-func freePort() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			pc.Close()
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no loopback port free for both UDP and TCP")
-}
-
-func freePorts(n int) ([]int, error) {
-	out := make([]int, 0, n)
-	for len(out) < n {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		dup := false
-		for _, q := range out {
-			dup = dup || q == p
-		}
-		if !dup {
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-func hostPort(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
+const zone = dnspeer.Zone
 
 // exchange asks addr one question over UDP, again over TCP if truncated.
 func exchange(ctx context.Context, addr string, name string, qtype uint16) (*dns.Msg, error) {

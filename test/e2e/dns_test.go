@@ -3,50 +3,16 @@ package e2e
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/portal-net/portal/internal/testutil/dnspeer"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// fakeUpstream is the "internet" of the DNS tests: a resolver on loopback
-// of the test's own network namespace with a few names, NXDOMAIN for the
-// rest. The addresses it hands out are TEST-NET ones nothing sends to.
-type fakeUpstream struct {
-	addr    string
-	queries atomic.Int64
-}
-
-func startFakeUpstream(t *testing.T, names map[string]string) *fakeUpstream {
-	t.Helper()
-	u := &fakeUpstream{}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.addr = pc.LocalAddr().String()
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		u.queries.Add(1)
-		m := new(dns.Msg).SetReply(r)
-		q := r.Question[0]
-		if ip, ok := names[strings.ToLower(q.Name)]; ok {
-			if q.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(ip)})
-			}
-		} else {
-			m.Rcode = dns.RcodeNameError
-		}
-		_ = w.WriteMsg(m)
-	})
-	srv := &dns.Server{PacketConn: pc, Handler: h}
-	go func() { _ = srv.ActivateAndServe() }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	return u
-}
 
 const dnsManifests = `
 apiVersion: v1
@@ -88,8 +54,15 @@ spec:
 // outside name through the node's upstream), and records straight from
 // the kube-dns ClusterIP over UDP and TCP.
 func TestClusterDNS(t *testing.T) {
-	up := startFakeUpstream(t, map[string]string{"example.com.": "203.0.113.80", "my.database.example.com.": "203.0.113.81"})
-	s := startUp(t, "--dns-upstream", up.addr)
+	// The "internet": a resolver on the test's loopback; the addresses it
+	// hands out are TEST-NET ones nothing sends to.
+	up, err := dnspeer.StartUpstream(map[string]netip.Addr{"example.com.": netip.MustParseAddr("203.0.113.80"),
+		"my.database.example.com.": netip.MustParseAddr("203.0.113.81")}, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Stop)
+	s := startUp(t, "--dns-upstream", up.Addr)
 	c := s.client()
 	waitNodeReady(t, c, "node-1", s.log.String)
 
@@ -177,7 +150,7 @@ func TestClusterDNS(t *testing.T) {
 	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 || len(r.Ns) != 1 || r.Ns[0].Header().Rrtype != dns.TypeSOA {
 		t.Errorf("AAAA of an IPv4 service (NODATA with SOA): %v", r)
 	}
-	if up.queries.Load() == 0 {
+	if up.Queries() == 0 {
 		t.Error("the upstream saw no query")
 	}
 
