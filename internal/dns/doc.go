@@ -26,6 +26,18 @@
 // ports); Wait returns after the context ended and the sockets closed;
 // ListenAndServe is both.
 //
+// UDP on a specific address is read by our own loop, one per CPU on
+// SO_REUSEPORT sockets, up to 32 datagrams per recvmmsg. An answer that
+// came from the Resolver alone (no upstream, no autopath, no client
+// address involved) is kept packed, keyed by the query's bytes after its
+// ID, and valid while Resolver.Generation is unchanged: a repeated
+// question is answered inline by copying it and setting the ID, a batch
+// per sendmmsg, without unpacking or allocating. Everything else (and
+// every first question) is answered by the full handler in a goroutine of
+// its own. TCP, and UDP on a wildcard address (which needs per-packet
+// control messages to answer from the right address), go through
+// miekg/dns's server.
+//
 // # Metrics
 //
 // Registered on Config.Registry when set, named as CoreDNS names them so

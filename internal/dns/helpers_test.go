@@ -54,10 +54,12 @@ func strs(rrs []dns.RR) []string {
 // answers its records of the asked type (a CNAME answers any type); names
 // in the zone it does not hold are NXDOMAIN; notOurs names say "not mine".
 type fakeResolver struct {
+	mu         sync.RWMutex // around records, for tests that change them (set)
 	records    map[string][]dns.RR
 	namespaces map[netip.Addr]string
 	notOurs    map[string]bool
 	calls      atomic.Int64
+	gen        atomic.Uint64 // tests that change records add to it
 }
 
 var testSOA = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5"
@@ -87,6 +89,8 @@ func newFakeResolver(t testing.TB) *fakeResolver {
 
 func (f *fakeResolver) Resolve(req *dns.Msg) (*dns.Msg, bool) {
 	f.calls.Add(1)
+	f.mu.RLock()
+	defer f.mu.RUnlock()
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
 	if !(name == testZone || strings.HasSuffix(name, "."+testZone)) || f.notOurs[name] {
@@ -109,6 +113,20 @@ func (f *fakeResolver) Resolve(req *dns.Msg) (*dns.Msg, bool) {
 		resp.Ns = []dns.RR{mustRR(nil, testSOA)}
 	}
 	return resp, true
+}
+
+func (f *fakeResolver) Generation() uint64 { return f.gen.Load() }
+
+// set replaces the records of name while the server runs, as an informer
+// update would.
+func (f *fakeResolver) set(t testing.TB, name string, rrs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.records[name] = nil
+	for _, s := range rrs {
+		f.records[name] = append(f.records[name], mustRR(t, s))
+	}
+	f.gen.Add(1)
 }
 
 func (f *fakeResolver) PodNamespace(ip netip.Addr) (string, bool) {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +19,9 @@ import (
 
 // shutdownGrace bounds how long Wait lets open TCP connections finish.
 const shutdownGrace = 2 * time.Second
+
+// wireCacheSize is how many packed answers each listen address keeps.
+const wireCacheSize = 20000
 
 // ListenAndServe is Start followed by Wait: it serves UDP and TCP on each
 // address until ctx ends.
@@ -46,6 +50,7 @@ func (s *Server) Start(ctx context.Context, addrs []string) error {
 
 	var (
 		servers []*dns.Server
+		udps    []*udpServer
 		bound   []netip.AddrPort
 	)
 	closeAll := func() {
@@ -57,7 +62,11 @@ func (s *Server) Start(ctx context.Context, addrs []string) error {
 				srv.Listener.Close()
 			}
 		}
+		for _, u := range udps {
+			u.conn.Close()
+		}
 	}
+	udpWG := new(sync.WaitGroup)
 	for _, a := range addrs {
 		pcs, ln, ap, err := bindPair(a)
 		if err != nil {
@@ -68,7 +77,15 @@ func (s *Server) Start(ctx context.Context, addrs []string) error {
 		bound = append(bound, ap)
 		label := "dns://" + ap.String()
 		h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { s.serve(w, r, label) })
+		// A socket on a wildcard address must answer from the address the
+		// query came to, which takes miekg/dns's per-packet control
+		// messages; one on a specific address gets our batched loop.
+		wc := newWireCache(wireCacheSize)
 		for _, pc := range pcs {
+			if uc, ok := pc.(*net.UDPConn); ok && !ap.Addr().IsUnspecified() {
+				udps = append(udps, newUDPServer(s, uc, label, wc, udpWG))
+				continue
+			}
 			servers = append(servers, &dns.Server{PacketConn: pc, Handler: h, UDPSize: maxUDPSize, MsgAcceptFunc: acceptQueries})
 		}
 		servers = append(servers, &dns.Server{Listener: ln, Handler: h, MsgAcceptFunc: acceptQueries})
@@ -104,12 +121,19 @@ func (s *Server) Start(ctx context.Context, addrs []string) error {
 			return fmt.Errorf("dns: serving: %w", err)
 		}
 	}
+	for _, u := range udps {
+		udpWG.Add(1)
+		go u.serve()
+	}
 	s.mu.Lock()
 	s.addrs = bound
 	s.mu.Unlock()
 
 	go func() {
 		<-ctx.Done()
+		for _, u := range udps {
+			u.conn.Close()
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		var errs []error
@@ -123,6 +147,7 @@ func (s *Server) Start(ctx context.Context, addrs []string) error {
 				errs = append(errs, err)
 			}
 		}
+		udpWG.Wait() // the loops and their queries, each bounded by forwardTimeout
 		s.mu.Lock()
 		s.errs = errs
 		s.mu.Unlock()

@@ -21,6 +21,9 @@ type Resolver interface {
 	Resolve(req *dns.Msg) (resp *dns.Msg, ok bool)
 	// PodNamespace returns the namespace of the pod with this IP.
 	PodNamespace(ip netip.Addr) (string, bool)
+	// Generation changes whenever an answer of Resolve may change: the
+	// server reuses an answer only while it is the same.
+	Generation() uint64
 }
 
 // Config configures a Server.
@@ -130,6 +133,16 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	s.serve(w, r, s.serverLabel(w.LocalAddr()))
 }
 
+// outcome is what serve tells its transport about an answer: whether the
+// same query may get the same bytes again while the Resolver's generation
+// is unchanged, and the metrics such a repeat counts in.
+type outcome struct {
+	cacheable bool
+	requests  prometheus.Counter
+	responses prometheus.Counter
+	duration  prometheus.Observer
+}
+
 // serverLabel formats a local address once per address, not per query.
 func (s *Server) serverLabel(a net.Addr) string {
 	var ap netip.AddrPort
@@ -149,10 +162,10 @@ func (s *Server) serverLabel(a net.Addr) string {
 	return l
 }
 
-func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, server string) {
+func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, server string) outcome {
 	start := time.Now()
 	if r.Response {
-		return // never answer answers: that is how reflection loops start
+		return outcome{} // never answer answers: that is how reflection loops start
 	}
 	k := requestKey{server: server}
 	var client netip.Addr
@@ -174,7 +187,7 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, server string) {
 
 	opt := r.IsEdns0()
 	var resp *dns.Msg
-	plugin := ""
+	plugin, cacheable := "", false
 	switch {
 	case r.Opcode != dns.OpcodeQuery:
 		resp = new(dns.Msg).SetRcode(r, dns.RcodeNotImplemented)
@@ -183,12 +196,14 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, server string) {
 	case opt != nil && opt.Version() != 0:
 		resp = new(dns.Msg).SetRcode(r, dns.RcodeBadVers)
 	default:
-		resp, plugin = s.answer(r, client, server, start.Add(forwardTimeout))
+		resp, plugin, cacheable = s.answer(r, client, server, start.Add(forwardTimeout))
 	}
 	// Counted before writing, so a client that sees the answer also sees it counted.
-	s.m.forResponse(responseKey{server: server, inZone: k.inZone, rcode: resp.Rcode, plugin: plugin}, s.zone).Inc()
+	rc := s.m.forResponse(responseKey{server: server, inZone: k.inZone, rcode: resp.Rcode, plugin: plugin}, s.zone)
+	rc.Inc()
 	s.write(w, r, resp, opt, k.tcp)
 	rm.duration.Observe(time.Since(start).Seconds())
+	return outcome{cacheable: cacheable, requests: rm.requests, responses: rc, duration: rm.duration}
 }
 
 // inZone tells whether name is the cluster zone or below it. It is
@@ -252,16 +267,22 @@ func hasOPT(rrs []dns.RR) bool {
 // answer decides who answers r: the Resolver for its names (then autopath
 // and the ExternalName chase may extend that answer), SERVFAIL for other
 // names of our zone, the cache or the upstreams for everything else.
-func (s *Server) answer(r *dns.Msg, client netip.Addr, server string, deadline time.Time) (*dns.Msg, string) {
+// cacheable says the answer came from the Resolver's state alone: neither
+// the client nor an upstream had a say.
+func (s *Server) answer(r *dns.Msg, client netip.Addr, server string, deadline time.Time) (resp *dns.Msg, plugin string, cacheable bool) {
 	if resp, ok := s.res.Resolve(r); ok {
 		if resp.Rcode == dns.RcodeNameError && s.autopath {
 			if ap := s.autopathAnswer(r, client, server, deadline); ap != nil {
-				return ap, "autopath"
+				return ap, "autopath", false
 			}
+			// Another client's NXDOMAIN may be autopath's to extend.
+			return resp, "kubernetes", false
 		}
-		return s.chase(r, resp, server, deadline), "kubernetes"
+		resp, asked := s.chase(r, resp, server, deadline)
+		return resp, "kubernetes", !asked
 	}
-	return s.forward(r, server, deadline)
+	resp, plugin = s.forward(r, server, deadline)
+	return resp, plugin, false
 }
 
 // lookup answers name (of r's type and class) as if a client had asked it,
@@ -276,7 +297,8 @@ func (s *Server) lookup(r *dns.Msg, name, server string, deadline time.Time) (*d
 		sub.SetEdns0(opt.UDPSize(), opt.Do())
 	}
 	if resp, ok := s.res.Resolve(sub); ok {
-		return s.chase(sub, resp, server, deadline), "kubernetes"
+		resp, _ := s.chase(sub, resp, server, deadline)
+		return resp, "kubernetes"
 	}
 	return s.forward(sub, server, deadline)
 }
@@ -357,22 +379,22 @@ func (s *Server) exchangeOnce(key cacheKey, q dns.Question, cd bool, deadline ti
 // AAAA question was answered with only CNAMEs ending outside the zone, the
 // target's records of the asked type are looked up upstream and appended
 // after the CNAMEs. When the lookup fails the CNAME is answered alone; the
-// client may chase it itself.
-func (s *Server) chase(r, resp *dns.Msg, server string, deadline time.Time) *dns.Msg {
+// client may chase it itself. asked says the upstreams were consulted.
+func (s *Server) chase(r, resp *dns.Msg, server string, deadline time.Time) (_ *dns.Msg, asked bool) {
 	q := r.Question[0]
 	if (q.Qtype != dns.TypeA && q.Qtype != dns.TypeAAAA) || resp.Rcode != dns.RcodeSuccess || len(resp.Answer) == 0 {
-		return resp
+		return resp, false
 	}
 	var target string
 	for _, rr := range resp.Answer {
 		c, ok := rr.(*dns.CNAME)
 		if !ok {
-			return resp
+			return resp, false
 		}
 		target = c.Target
 	}
 	if s.inZone(target) {
-		return resp
+		return resp, false
 	}
 	sub := new(dns.Msg)
 	sub.Id = r.Id
@@ -380,12 +402,12 @@ func (s *Server) chase(r, resp *dns.Msg, server string, deadline time.Time) *dns
 	sub.Question = []dns.Question{{Name: target, Qtype: q.Qtype, Qclass: q.Qclass}}
 	up, _ := s.forward(sub, server, deadline)
 	if up.Rcode != dns.RcodeSuccess || len(up.Answer) == 0 {
-		return resp
+		return resp, true
 	}
 	answer := make([]dns.RR, 0, len(resp.Answer)+len(up.Answer))
 	answer = append(answer, resp.Answer...)
 	resp.Answer = append(answer, up.Answer...)
-	return resp
+	return resp, true
 }
 
 // autopathAnswer walks the rest of the client pod's search list for a

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -139,6 +140,8 @@ type Cluster struct {
 	podMode PodMode
 	now     func() time.Time
 
+	gen atomic.Uint64 // see Generation
+
 	mu         sync.RWMutex
 	synced     bool
 	modified   int64
@@ -194,8 +197,14 @@ func New(cfg Config) *Cluster {
 func (c *Cluster) SetSynced() {
 	c.mu.Lock()
 	c.synced = true
+	c.gen.Add(1)
 	c.mu.Unlock()
 }
+
+// Generation changes with every change that may change an answer of
+// Resolve (every Update and SetSynced), so the server can reuse an answer
+// while it stays the same.
+func (c *Cluster) Generation() uint64 { return c.gen.Load() }
 
 // Synced reports whether SetSynced was called.
 func (c *Cluster) Synced() bool {
@@ -204,8 +213,12 @@ func (c *Cluster) Synced() bool {
 	return c.synced
 }
 
-// touch records a change for the SOA serial; callers hold mu.
-func (c *Cluster) touch() { c.modified = c.now().Unix() }
+// touch records a change for the SOA serial and the generation; callers
+// hold mu.
+func (c *Cluster) touch() {
+	c.modified = c.now().Unix()
+	c.gen.Add(1)
+}
 
 // UpdateNamespace applies an informer add (prev nil), update or delete (cur nil).
 func (c *Cluster) UpdateNamespace(prev, cur *corev1.Namespace) {

@@ -737,3 +737,32 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// TestGenerationChangesWithEveryUpdate: the server reuses a packed answer
+// while Generation is unchanged, so every kind of update must change it.
+func TestGenerationChangesWithEveryUpdate(t *testing.T) {
+	c := New(Config{Zone: "cluster.local"})
+	last := c.Generation()
+	step := func(what string, f func()) {
+		t.Helper()
+		f()
+		if g := c.Generation(); g == last {
+			t.Errorf("%s left the generation at %d", what, g)
+		} else {
+			last = g
+		}
+	}
+	s := svc("default", "web", clusterIPs("10.0.0.5"), svcPort("http", corev1.ProtocolTCP, 80))
+	es := epSlice("default", "web-a", "web", discoveryv1.AddressTypeIPv4, nil, ep{addrs: []string{"10.244.0.5"}, ready: true})
+	p := runningPod("default", "p", false, "10.244.0.5")
+	step("SetSynced", c.SetSynced)
+	step("namespace add", func() { c.UpdateNamespace(nil, ns("default")) })
+	step("service add", func() { c.UpdateService(nil, s) })
+	step("service update", func() { c.UpdateService(s, s) })
+	step("slice add", func() { c.UpdateEndpointSlice(nil, es) })
+	step("slice delete", func() { c.UpdateEndpointSlice(es, nil) })
+	step("pod add", func() { c.UpdatePod(nil, p) })
+	step("pod delete", func() { c.UpdatePod(p, nil) })
+	step("service delete", func() { c.UpdateService(s, nil) })
+	step("namespace delete", func() { c.UpdateNamespace(ns("default"), nil) })
+}
