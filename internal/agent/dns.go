@@ -26,6 +26,7 @@ import (
 	"github.com/portal-net/portal/internal/config"
 	"github.com/portal-net/portal/internal/dns"
 	"github.com/portal-net/portal/internal/dns/records"
+	"github.com/portal-net/portal/internal/netutil"
 )
 
 // The cluster DNS service every node serves (created by the server's
@@ -153,7 +154,7 @@ func typed[T any](o any) T {
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	s := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s := &http.Server{Addr: addr, Handler: netutil.WithProfiles(addr, mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = s.Close()

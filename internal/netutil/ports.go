@@ -1,5 +1,5 @@
-// Package netutil holds small network helpers shared by tests and
-// benchmarks.
+// Package netutil holds small network helpers: free loopback ports for
+// tests and benchmarks, debug handlers only on loopback.
 package netutil
 
 import "net"

@@ -2,12 +2,11 @@ package healthcheck
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"net/http/pprof"
 	"strconv"
 	"time"
 
+	"github.com/portal-net/portal/internal/netutil"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -134,18 +133,7 @@ func (m *Metrics) Run(ctx context.Context, address string) error {
 	if address == "" {
 		address = DefaultMetricsBindAddress
 	}
-	h := m.Handler()
-	if host, _, err := net.SplitHostPort(address); err == nil {
-		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-			// Go profiles too, but only where nobody else can reach them.
-			mux := http.NewServeMux()
-			mux.Handle("/", h)
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-			h = mux
-		}
-	}
+	// Go profiles too, but only where nobody else can reach them.
+	h := netutil.WithProfiles(address, m.Handler())
 	return Serve(ctx, address, h)
 }
