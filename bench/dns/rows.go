@@ -148,9 +148,27 @@ func rows(o options, ours, peer *figures, built bool) [][]string {
 		}
 		return report.MB(f.rss)
 	}
-	rr, vr := ratio(ours.rss, peerRSS(peer), ours.rssErr == nil && peerOK && peer.rssErr == nil)
+	rssOK := ours.rssErr == nil && peerOK && peer.rssErr == nil
+	rr, vr := ratio(ours.rss, peerRSS(peer), rssOK)
 	add("RSS after the loads, "+size, rssCell(ours), peerCell(rssCell), rr,
 		goal("≤ ½ CoreDNS's (issue: at 10,000 svc)", vr, func(v float64) bool { return v <= goalRSSRatio }))
+	part := func(v func(*figures) float64) func(*figures) string {
+		return func(f *figures) string {
+			if f.startErr != nil || f.rssErr != nil || f.rss == 0 {
+				return rssCell(f)
+			}
+			return report.MB(v(f))
+		}
+	}
+	anon, file := func(f *figures) float64 { return f.anon }, func(f *figures) float64 { return f.file }
+	var pa, pf float64
+	if peer != nil {
+		pa, pf = peer.anon, peer.file
+	}
+	ra, _ := ratio(ours.anon, pa, rssOK)
+	add("  of it anonymous (heap, stacks)", part(anon)(ours), peerCell(part(anon)), ra, "")
+	rf, _ := ratio(ours.file, pf, rssOK)
+	add("  of it file pages (the binary's code and data touched)", part(file)(ours), peerCell(part(file)), rf, "")
 	return out
 }
 

@@ -18,6 +18,8 @@ type figures struct {
 	startErr error
 	loads    [numKinds]*kindFigures
 	rss      float64
+	anon     float64 // of rss: anonymous memory
+	file     float64 // of rss: the binary's file pages
 	rssErr   error
 }
 
@@ -179,7 +181,9 @@ func run(ctx context.Context, o options) ([][]string, error) {
 		case <-s.proc.Exited():
 			f.rssErr = errors.New("exited during the loads")
 		default:
-			f.rss, f.rssErr = s.proc.RSSMB()
+			if f.rss, f.rssErr = s.proc.RSSMB(); f.rssErr == nil {
+				f.anon, f.file, f.rssErr = s.proc.RSSParts()
+			}
 		}
 	}
 	return table(), nil

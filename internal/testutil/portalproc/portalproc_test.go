@@ -32,6 +32,18 @@ func TestParseVmRSS(t *testing.T) {
 	}
 }
 
+func TestParseStatusKB(t *testing.T) {
+	status := "VmRSS:\t  117412 kB\nRssAnon:\t   80000 kB\nRssFile:\t   37412 kB\n"
+	for field, want := range map[string]int64{"VmRSS": 117412, "RssAnon": 80000, "RssFile": 37412} {
+		if got, err := ParseStatusKB(status, field); err != nil || got != want {
+			t.Errorf("%s: %d, %v; want %d", field, got, err, want)
+		}
+	}
+	if _, err := ParseStatusKB(status, "RssShmem"); err == nil || !strings.Contains(err.Error(), "no RssShmem line") {
+		t.Errorf("missing field: %v", err)
+	}
+}
+
 func TestParseStatCPU(t *testing.T) {
 	// Fields 14 and 15 (utime, stime) are 150 and 50 ticks; the name holds
 	// a space and a parenthesis.

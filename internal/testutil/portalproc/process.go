@@ -96,6 +96,25 @@ func (p *Process) RSSMB() (float64, error) {
 	return float64(kb) / 1024, nil
 }
 
+// RSSParts splits the resident set in MiB: anonymous memory (the heap,
+// stacks) and file pages (the binary's code and data that were touched;
+// shared with every process running the same file).
+func (p *Process) RSSParts() (anon, file float64, err error) {
+	st, err := p.procFile("status")
+	if err != nil {
+		return 0, 0, err
+	}
+	a, err := ParseStatusKB(st, "RssAnon")
+	if err != nil {
+		return 0, 0, err
+	}
+	f, err := ParseStatusKB(st, "RssFile")
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(a) / 1024, float64(f) / 1024, nil
+}
+
 // CPU is the user+system CPU time the process has used so far.
 func (p *Process) CPU() (time.Duration, error) {
 	st, err := p.procFile("stat")

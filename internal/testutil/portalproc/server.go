@@ -3,7 +3,6 @@ package portalproc
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -80,23 +79,26 @@ func (s *Server) waitKubeconfig(limit time.Duration) error {
 }
 
 // ParseVmRSS returns the VmRSS line of /proc/PID/status in kB.
-func ParseVmRSS(status string) (int64, error) {
+func ParseVmRSS(status string) (int64, error) { return ParseStatusKB(status, "VmRSS") }
+
+// ParseStatusKB returns a "Field:  N kB" line of /proc/PID/status in kB.
+func ParseStatusKB(status, field string) (int64, error) {
 	for _, l := range strings.Split(status, "\n") {
-		rest, ok := strings.CutPrefix(l, "VmRSS:")
+		rest, ok := strings.CutPrefix(l, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("unexpected VmRSS line %q", l)
+			return 0, fmt.Errorf("unexpected %s line %q", field, l)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("VmRSS line %q: %w", l, err)
+			return 0, fmt.Errorf("%s line %q: %w", field, l, err)
 		}
 		return kb, nil
 	}
-	return 0, errors.New("no VmRSS line in status")
+	return 0, fmt.Errorf("no %s line in status", field)
 }
 
 func (s *Server) Client(timeout time.Duration) (kubernetes.Interface, error) {
