@@ -188,7 +188,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// (other nodes' pods through the pod routes), the node's outside
 	// network does not, so the forwarder is no open resolver there.
 	gw, _ := netip.AddrFromSlice(cidr.IP.To4())
-	if err := a.startDNS(ctx, inf, gw.Next()); err != nil {
+	if err := a.startDNS(ctx, informerFeed(inf), gw.Next()); err != nil {
 		return fmt.Errorf("cluster DNS: %w", err)
 	}
 	podInf.Start(ctx.Done())
@@ -240,19 +240,14 @@ func (a *Agent) runProxyOnly(ctx context.Context) error {
 
 // runDNSOnly is `portal agent --dns-only`: the cluster DNS server alone.
 func (a *Agent) runDNSOnly(ctx context.Context) error {
-	// Without the proxy nothing reads spec.topologyKeys: plain (protobuf)
-	// Service objects decode faster than the topologykeys informer's.
-	inf := informers.NewSharedInformerFactoryWithOptions(a.client, 0, informers.WithTransform(dropManagedFields))
 	a.cfg.DNS = true
 	nodeIP, err := netip.ParseAddr(a.cfg.NodeIP)
 	if err != nil {
 		return fmt.Errorf("--node-ip: %w", err)
 	}
-	if err := a.startDNS(ctx, inf, nodeIP); err != nil {
+	if err := a.startDNS(ctx, reflectorFeed(ctx, a.client), nodeIP); err != nil {
 		return fmt.Errorf("cluster DNS: %w", err)
 	}
-	inf.Start(ctx.Done())
-	defer inf.Shutdown()
 	<-ctx.Done()
 	return nil
 }

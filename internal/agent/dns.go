@@ -39,11 +39,56 @@ const (
 	dnsManagedBy = "portal-agent"
 )
 
-// startDNS registers the DNS server's informer handlers on f (the caller
-// starts f) and, once they have seen the cluster, serves DNS on
-// ip:--dns-port (or --dns-address) and publishes that address as this
-// node's endpoint of kube-dns until ctx ends.
-func (a *Agent) startDNS(ctx context.Context, f informers.SharedInformerFactory, ip netip.Addr) error {
+// dnsKind is one kind of object the DNS records are built from.
+type dnsKind int
+
+const (
+	dnsServices dnsKind = iota
+	dnsEndpointSlices
+	dnsNamespaces
+	dnsPods
+)
+
+// dnsFeed delivers every change of one kind of object to update (prev nil:
+// added; cur nil: deleted) and returns when that kind's first list is in.
+type dnsFeed func(kind dnsKind, update func(prev, cur any)) (cache.InformerSynced, error)
+
+// informerFeed feeds the DNS records from the agent's shared informers
+// (the caller starts f), whose caches the service proxy keeps anyway.
+func informerFeed(f informers.SharedInformerFactory) dnsFeed {
+	return func(kind dnsKind, update func(prev, cur any)) (cache.InformerSynced, error) {
+		var inf cache.SharedIndexInformer
+		switch kind {
+		case dnsServices:
+			inf = f.Core().V1().Services().Informer()
+		case dnsEndpointSlices:
+			inf = f.Discovery().V1().EndpointSlices().Informer()
+		case dnsNamespaces:
+			inf = f.Core().V1().Namespaces().Informer()
+		case dnsPods:
+			inf = f.Core().V1().Pods().Informer()
+		}
+		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { update(nil, o) },
+			UpdateFunc: func(o, n any) { update(o, n) },
+			DeleteFunc: func(o any) {
+				if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+					o = t.Obj
+				}
+				update(o, nil)
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return reg.HasSynced, nil
+	}
+}
+
+// startDNS feeds the DNS records from feed and, once they have seen the
+// cluster, serves DNS on ip:--dns-port (or --dns-address) and publishes
+// that address as this node's endpoint of kube-dns until ctx ends.
+func (a *Agent) startDNS(ctx context.Context, feed dnsFeed, ip netip.Addr) error {
 	if !a.cfg.DNS {
 		return nil
 	}
@@ -74,34 +119,25 @@ func (a *Agent) startDNS(ctx context.Context, f informers.SharedInformerFactory,
 		NameserverIPs: []netip.Addr{ip},
 	})
 	var synced []cache.InformerSynced
-	add := func(inf cache.SharedIndexInformer, update func(prev, cur any)) error {
-		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { update(nil, o) },
-			UpdateFunc: func(o, n any) { update(o, n) },
-			DeleteFunc: func(o any) {
-				if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-					o = t.Obj
-				}
-				update(o, nil)
-			},
-		})
+	add := func(kind dnsKind, update func(prev, cur any)) error {
+		hs, err := feed(kind, update)
 		if err == nil {
-			synced = append(synced, reg.HasSynced)
+			synced = append(synced, hs)
 		}
 		return err
 	}
 	errs := []error{
-		add(f.Core().V1().Services().Informer(), func(p, c any) { cluster.UpdateService(typed[*corev1.Service](p), typed[*corev1.Service](c)) }),
-		add(f.Discovery().V1().EndpointSlices().Informer(), func(p, c any) {
+		add(dnsServices, func(p, c any) { cluster.UpdateService(typed[*corev1.Service](p), typed[*corev1.Service](c)) }),
+		add(dnsEndpointSlices, func(p, c any) {
 			cluster.UpdateEndpointSlice(typed[*discoveryv1.EndpointSlice](p), typed[*discoveryv1.EndpointSlice](c))
 		}),
-		add(f.Core().V1().Namespaces().Informer(), func(p, c any) { cluster.UpdateNamespace(typed[*corev1.Namespace](p), typed[*corev1.Namespace](c)) }),
+		add(dnsNamespaces, func(p, c any) { cluster.UpdateNamespace(typed[*corev1.Namespace](p), typed[*corev1.Namespace](c)) }),
 	}
 	// Pods only matter to autopath (which pod asks, from which
 	// namespace); without it the cluster-wide pod list is not worth its
 	// memory ("pods insecure" answers pod names without it).
 	if a.cfg.DNSAutopath {
-		errs = append(errs, add(f.Core().V1().Pods().Informer(), func(p, c any) { cluster.UpdatePod(typed[*corev1.Pod](p), typed[*corev1.Pod](c)) }))
+		errs = append(errs, add(dnsPods, func(p, c any) { cluster.UpdatePod(typed[*corev1.Pod](p), typed[*corev1.Pod](c)) }))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dns informers: %w", err)

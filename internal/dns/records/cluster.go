@@ -1,6 +1,7 @@
 package records
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -151,7 +152,7 @@ type Cluster struct {
 	svcSlices  map[svcKey]map[sliceKey]struct{}
 	endpoints  map[svcKey][]epGroup
 	clusterIPs map[netip.Addr]svcKey
-	epByIP     map[netip.Addr]map[epRef]struct{}
+	epByIP     map[netip.Addr][]epRef // sorted by refCmp; mostly one each
 	pods       map[podKey]*pod
 	podsByIP   map[netip.Addr]map[podKey]struct{}
 }
@@ -183,7 +184,7 @@ func New(cfg Config) *Cluster {
 		svcSlices:  map[svcKey]map[sliceKey]struct{}{},
 		endpoints:  map[svcKey][]epGroup{},
 		clusterIPs: map[netip.Addr]svcKey{},
-		epByIP:     map[netip.Addr]map[epRef]struct{}{},
+		epByIP:     map[netip.Addr][]epRef{},
 		pods:       map[podKey]*pod{},
 		podsByIP:   map[netip.Addr]map[podKey]struct{}{},
 	}
@@ -453,27 +454,31 @@ func (c *Cluster) rebuildEndpoints(k svcKey) {
 	for _, g := range groups {
 		for _, e := range g.eps {
 			t := epRef{k, e.host}
-			m := c.epByIP[e.addr]
-			if m == nil {
-				m = map[epRef]struct{}{}
-				c.epByIP[e.addr] = m
+			refs := c.epByIP[e.addr]
+			if i, found := slices.BinarySearchFunc(refs, t, refCmp); !found {
+				c.epByIP[e.addr] = slices.Insert(refs, i, t)
 			}
-			m[t] = struct{}{}
 		}
 	}
 }
 
 func (c *Cluster) dropPTR(a netip.Addr, t epRef) {
-	m := c.epByIP[a]
-	delete(m, t)
-	if len(m) == 0 {
+	refs := c.epByIP[a]
+	i, found := slices.BinarySearchFunc(refs, t, refCmp)
+	switch {
+	case !found:
+	case len(refs) == 1:
 		delete(c.epByIP, a)
+	default:
+		c.epByIP[a] = slices.Delete(refs, i, i+1)
 	}
 }
 
-// dashed is the generated endpoint hostname CoreDNS uses: the address with
-// its separators replaced by dashes ("10-0-0-1", "2001-db8--1", and a
-// trailing "0" when the IPv6 form ends in "::").
+// refCmp orders endpoint references by namespace, service and host.
+func refCmp(a, b epRef) int {
+	return cmp.Or(cmp.Compare(a.svc.ns, b.svc.ns), cmp.Compare(a.svc.name, b.svc.name), cmp.Compare(a.host, b.host))
+}
+
 func dashed(a netip.Addr) string {
 	s := a.String()
 	if a.Is4() {

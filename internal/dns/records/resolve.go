@@ -1,7 +1,6 @@
 package records
 
 import (
-	"cmp"
 	"math"
 	"net/netip"
 	"slices"
@@ -286,8 +285,7 @@ func (c *Cluster) nsEntries() []entry {
 	}
 	found := false
 	for _, ip := range c.nsIPs {
-		refs := sortedRefs(c.epByIP[ip.Unmap()])
-		for _, r := range refs {
+		for _, r := range c.epByIP[ip.Unmap()] {
 			found = true
 			svc := c.services[r.svc]
 			if svc == nil {
@@ -313,17 +311,6 @@ func (c *Cluster) nsEntries() []entry {
 		}
 	}
 	return out
-}
-
-func sortedRefs(m map[epRef]struct{}) []epRef {
-	refs := make([]epRef, 0, len(m))
-	for r := range m {
-		refs = append(refs, r)
-	}
-	slices.SortFunc(refs, func(a, b epRef) int {
-		return cmp.Or(cmp.Compare(a.svc.ns, b.svc.ns), cmp.Compare(a.svc.name, b.svc.name), cmp.Compare(a.host, b.host))
-	})
-	return refs
 }
 
 // find looks rel (the lower-case name without the zone, "" for the apex)
@@ -545,7 +532,7 @@ func (c *Cluster) resolveReverse(req *dns.Msg, qname, lname string) (*dns.Msg, b
 	if k, ok := c.clusterIPs[a]; ok {
 		targets = append(targets, k.name+"."+k.ns+".svc."+c.zone)
 	} else if refs := c.epByIP[a]; len(refs) > 0 {
-		for _, r := range sortedRefs(refs) {
+		for _, r := range refs {
 			targets = append(targets, r.rel()+"."+c.zone)
 		}
 	} else {
