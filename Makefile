@@ -97,9 +97,10 @@ clean:
 # cluster DNS in the same run. Flags: make bench-dns BENCH_FLAGS='-services 10000'.
 .PHONY: bench-dns
 bench-dns: build
+	hack/deps.sh dnsperf
 	cd bench/tools/coredns && GOFLAGS='-mod=mod -buildvcs=false' $(GO) build -ldflags '-s -w' -o ../../../$(BIN)/coredns .
 	$(GO) build -o $(BIN)/bench-dns ./bench/dns
-	unshare --net --mount --pid --fork --mount-proc --kill-child -- hack/in-netns.sh $(BIN)/bench-dns -portal $(BIN)/portal -coredns $(BIN)/coredns $(BENCH_FLAGS)
+	unshare --net --mount --pid --fork --mount-proc --kill-child -- hack/in-netns.sh $(BIN)/bench-dns -portal $(BIN)/portal -coredns $(BIN)/coredns -dnsperf $$(command -v dnsperf) $(BENCH_FLAGS)
 
 # Differential test of portal's cluster DNS against CoreDNS's kubernetes
 # plugin (issue 7), on 127.0.0.1 only; CoreDNS built from bench/tools/coredns.

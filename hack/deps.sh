@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages portal needs when they are missing.
+# Arguments name more commands a target needs, each from the package of the
+# same name (e.g. `hack/deps.sh dnsperf` for make bench-dns).
 set -euo pipefail
 need=()
+for extra in "$@"; do
+	command -v "$extra" >/dev/null || need+=("$extra")
+done
 command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v nft >/dev/null || need+=(nftables)

@@ -28,6 +28,8 @@ type options struct {
 	workers         int
 	limit           time.Duration
 	startLimit      time.Duration
+	dnsperf         string
+	perfOutstanding int
 }
 
 // parseOptions reads the command line; it is pure so that tests can pin
@@ -38,6 +40,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.portal, "portal", "bin/portal", "portal binary")
 	fs.StringVar(&o.coredns, "coredns", "", "upstream CoreDNS binary (built from bench/tools/coredns); without it its column says not built")
+	fs.StringVar(&o.dnsperf, "dnsperf", "", "Debian's dnsperf binary: each workload is also run through it (open loop, -perf-outstanding queries in flight); without it those rows say not run")
+	fs.IntVar(&o.perfOutstanding, "perf-outstanding", 100, "dnsperf's -q: queries in flight")
 	fs.StringVar(&o.logs, "logs", "", "directory to keep each DNS server's log in (default: not kept)")
 	fs.IntVar(&o.services, "services", 1000, "ClusterIP services (each with a named port and a 3-endpoint EndpointSlice)")
 	fs.IntVar(&o.headless, "headless", 100, "headless services (each with a 3-endpoint EndpointSlice)")
@@ -60,8 +64,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-services and -headless must be positive")
 	case o.services+o.headless > 60000:
 		return o, errors.New("-services too large for the 10.0.0.0/16 service CIDR")
-	case o.concurrency < 1 || o.workers < 1 || o.maxQueries < 1:
-		return o, errors.New("-concurrency, -workers and -max-queries must be positive")
+	case o.concurrency < 1 || o.workers < 1 || o.maxQueries < 1 || o.perfOutstanding < 1:
+		return o, errors.New("-concurrency, -workers, -max-queries and -perf-outstanding must be positive")
 	case o.duration <= 0 || o.timeout <= 0 || o.limit <= 0 || o.startLimit <= 0 || o.warmup < 0:
 		return o, errors.New("-duration, -timeout, -limit and -start-limit must be positive, -warmup not negative")
 	}

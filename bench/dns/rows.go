@@ -108,6 +108,39 @@ func rows(o options, ours, peer *figures, built bool) [][]string {
 		add(fmt.Sprintf("queries/s, %s (UDP, %d clients, %s)", k, o.concurrency, o.duration),
 			loadCell(kf, qps), peerCell(func(*figures) string { return loadCell(pk, qps) }), rq, g)
 
+		if o.dnsperf != "" {
+			perfCell := func(f *kindFigures) string {
+				switch {
+				case f == nil:
+					return "not run"
+				case f.err != nil:
+					return "not run: the load failed"
+				case f.perfErr != nil:
+					return failed(f.perfErr)
+				}
+				s := fmt.Sprintf("%.0f/s", f.perf.qps)
+				if f.perf.lost > 0 {
+					s += fmt.Sprintf(" (%d lost)", f.perf.lost)
+				}
+				return s
+			}
+			perfOK := func(f *kindFigures) bool { return f != nil && f.err == nil && f.perfErr == nil && f.perf != nil }
+			var a, b float64
+			if perfOK(kf) {
+				a = kf.perf.qps
+			}
+			if perfOK(pk) {
+				b = pk.perf.qps
+			}
+			rp, vp := ratio(a, b, perfOK(kf) && perfOK(pk))
+			g := ""
+			if k.cluster() {
+				g = goal(fmt.Sprintf("≥ %.0f× CoreDNS", goalQPSRatio), vp, func(v float64) bool { return v >= goalQPSRatio })
+			}
+			add(fmt.Sprintf("queries/s with dnsperf, %s (%d clients, %d in flight, %s)", k, o.concurrency, o.perfOutstanding, o.duration),
+				perfCell(kf), peerCell(func(*figures) string { return perfCell(pk) }), rp, g)
+		}
+
 		lat := func(r loadResult) string { return latency(pct(r.lat, 0.5)) + " / " + latency(pct(r.lat, 0.99)) }
 		rl, vl := ratio(pct(a.lat, 0.99).Seconds(), pct(b.lat, 0.99).Seconds(), both)
 		g = ""

@@ -28,6 +28,8 @@ type kindFigures struct {
 	err      error
 	upstream int64         // queries the fake upstream got during the measured run
 	cpu      time.Duration // the server's user+system CPU time during the measured run
+	perf     *perfResult   // dnsperf's run, when -dnsperf is set
+	perfErr  error
 }
 
 func logf(format string, args ...any) {
@@ -38,6 +40,11 @@ func run(ctx context.Context, o options) ([][]string, error) {
 	portal, err := binPath(o.portal)
 	if err != nil {
 		return nil, fmt.Errorf("-portal: %w", err)
+	}
+	if o.dnsperf != "" {
+		if o.dnsperf, err = binPath(o.dnsperf); err != nil {
+			return nil, fmt.Errorf("-dnsperf: %w", err)
+		}
 	}
 	var coredns string
 	if o.coredns != "" {
@@ -166,6 +173,18 @@ func run(ctx context.Context, o options) ([][]string, error) {
 			} else {
 				logf("  %.0f queries/s, %d timeouts, p50 %s p99 %s, %d upstream queries, server CPU %s", kf.res.qps(), kf.res.timeouts,
 					latency(pct(kf.res.lat, 0.5)), latency(pct(kf.res.lat, 0.99)), kf.upstream, cpuCell(kf))
+			}
+			if o.dnsperf != "" && kf.err == nil {
+				r, err := runDNSPerf(ctx, o.dnsperf, tmp, s.addr, qs, o.concurrency, o.perfOutstanding, o.duration, o.timeout)
+				if err == nil {
+					err = r.check(qs[0].want.rcode)
+				}
+				kf.perf, kf.perfErr = &r, err
+				if err != nil {
+					logf("  dnsperf: %v", err)
+				} else {
+					logf("  dnsperf: %.0f queries/s, %d lost, average latency %s", r.qps, r.lost, latency(r.avgLatency))
+				}
 			}
 			if ctx.Err() != nil {
 				return table(), ctx.Err()
