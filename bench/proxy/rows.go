@@ -104,7 +104,12 @@ func modeRows(mode string, o options, ours, peer *figures) [][]string {
 		progCell(ours, rss), kp(func(f *figures) string { return progCell(f, rss) }),
 		ratioIf(ours.rss > 0 && peer != nil && peer.rss > 0, ratio, ours.rss, peerVal(peer, func(f *figures) float64 { return f.rss })),
 		"", goalCell(fmt.Sprintf("< %d MB", goalRSSMB), ours.rss > 0, ours.rss < goalRSSMB))
-	rssAdds := func(f *figures) string { return report.MB(f.rssAdds) }
+	rssAdds := func(f *figures) string {
+		if f.anonAdds == 0 && f.fileAdds == 0 {
+			return report.MB(f.rssAdds)
+		}
+		return fmt.Sprintf("%s (anonymous %s, file %s)", report.MB(f.rssAdds), report.MB(f.anonAdds), report.MB(f.fileAdds))
+	}
 	add(fmt.Sprintf("RSS after the %d adds, %s", o.adds, size),
 		progCell(ours, rssAdds), kp(func(f *figures) string { return progCell(f, rssAdds) }),
 		ratioIf(ours.rssAdds > 0 && peer != nil && peer.rssAdds > 0, ratio, ours.rssAdds, peerVal(peer, func(f *figures) float64 { return f.rssAdds })),

@@ -50,6 +50,7 @@ type figures struct {
 	firstSync, fullSync time.Duration
 	rss                 float64         // after the first sync
 	rssAdds             float64         // after the adds (steady state)
+	anonAdds, fileAdds  float64         // of rssAdds: anonymous memory, the binary's file pages
 	adds                []time.Duration // sorted
 	programErr          error
 
@@ -296,7 +297,10 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 		}
 	}
 	f.adds = sortedCopy(adds)
-	f.rssAdds, err = px.proc.RSSMB()
+	if f.rssAdds, err = px.proc.RSSMB(); err != nil {
+		return err
+	}
+	f.anonAdds, f.fileAdds, err = px.proc.RSSParts()
 	return err
 }
 

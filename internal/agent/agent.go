@@ -30,6 +30,7 @@ import (
 	"github.com/portal-net/portal/internal/agent/podstatus"
 	"github.com/portal-net/portal/internal/agent/prober"
 	"github.com/portal-net/portal/internal/config"
+	"github.com/portal-net/portal/internal/feed"
 	"github.com/portal-net/portal/internal/podruntime"
 	"github.com/portal-net/portal/internal/podruntime/network"
 	"github.com/portal-net/portal/internal/proxy/topologykeys"
@@ -181,18 +182,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := a.startProxy(ctx, inf, keys); err != nil {
+	slices := feed.EndpointSlices(a.client)
+	if err := a.startProxy(ctx, inf, keys, slices); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
 	// DNS answers on the pod bridge's own address: every pod reaches it
 	// (other nodes' pods through the pod routes), the node's outside
 	// network does not, so the forwarder is no open resolver there.
 	gw, _ := netip.AddrFromSlice(cidr.IP.To4())
-	if err := a.startDNS(ctx, informerFeed(inf), gw.Next()); err != nil {
+	if err := a.startDNS(ctx, informerSources(inf, slices), gw.Next()); err != nil {
 		return fmt.Errorf("cluster DNS: %w", err)
 	}
 	podInf.Start(ctx.Done())
 	inf.Start(ctx.Done())
+	slices.Start(ctx)
 	defer podInf.Shutdown()
 	defer inf.Shutdown()
 	if !cache.WaitForCacheSync(ctx.Done(), pods.Informer().HasSynced, inf.Core().V1().Services().Informer().HasSynced, nodes.Informer().HasSynced) {
@@ -229,10 +232,12 @@ func (a *Agent) runProxyOnly(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.startProxy(ctx, inf, keys); err != nil {
+	slices := feed.EndpointSlices(a.client)
+	if err := a.startProxy(ctx, inf, keys, slices); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
 	}
 	inf.Start(ctx.Done())
+	slices.Start(ctx)
 	defer inf.Shutdown()
 	<-ctx.Done()
 	return nil
@@ -245,9 +250,11 @@ func (a *Agent) runDNSOnly(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--node-ip: %w", err)
 	}
-	if err := a.startDNS(ctx, reflectorFeed(ctx, a.client), nodeIP); err != nil {
+	src := reflectedSources(a.client, a.cfg.DNSAutopath)
+	if err := a.startDNS(ctx, src, nodeIP); err != nil {
 		return fmt.Errorf("cluster DNS: %w", err)
 	}
+	src.start(ctx)
 	<-ctx.Done()
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/portal-net/portal/internal/config"
 	"github.com/portal-net/portal/internal/dns"
 	"github.com/portal-net/portal/internal/dns/records"
+	"github.com/portal-net/portal/internal/feed"
 	"github.com/portal-net/portal/internal/netutil"
 )
 
@@ -39,56 +40,29 @@ const (
 	dnsManagedBy = "portal-agent"
 )
 
-// dnsKind is one kind of object the DNS records are built from.
-type dnsKind int
+// dnsSources are where the DNS records come from. pods is read only
+// with --dns-autopath.
+type dnsSources struct {
+	services, slices, namespaces, pods feed.Source
+}
 
-const (
-	dnsServices dnsKind = iota
-	dnsEndpointSlices
-	dnsNamespaces
-	dnsPods
-)
-
-// dnsFeed delivers every change of one kind of object to update (prev nil:
-// added; cur nil: deleted) and returns when that kind's first list is in.
-type dnsFeed func(kind dnsKind, update func(prev, cur any)) (cache.InformerSynced, error)
-
-// informerFeed feeds the DNS records from the agent's shared informers
-// (the caller starts f), whose caches the service proxy keeps anyway.
-func informerFeed(f informers.SharedInformerFactory) dnsFeed {
-	return func(kind dnsKind, update func(prev, cur any)) (cache.InformerSynced, error) {
-		var inf cache.SharedIndexInformer
-		switch kind {
-		case dnsServices:
-			inf = f.Core().V1().Services().Informer()
-		case dnsEndpointSlices:
-			inf = f.Discovery().V1().EndpointSlices().Informer()
-		case dnsNamespaces:
-			inf = f.Core().V1().Namespaces().Informer()
-		case dnsPods:
-			inf = f.Core().V1().Pods().Informer()
-		}
-		reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { update(nil, o) },
-			UpdateFunc: func(o, n any) { update(o, n) },
-			DeleteFunc: func(o any) {
-				if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-					o = t.Obj
-				}
-				update(o, nil)
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		return reg.HasSynced, nil
+// informerSources feed the DNS records from the agent's shared informers
+// (the caller starts f) and its EndpointSlice feed, which the service proxy
+// reads too.
+func informerSources(f informers.SharedInformerFactory, slices feed.Source) dnsSources {
+	return dnsSources{
+		services:   feed.FromInformer(f.Core().V1().Services().Informer()),
+		slices:     slices,
+		namespaces: feed.FromInformer(f.Core().V1().Namespaces().Informer()),
+		pods:       feed.FromInformer(f.Core().V1().Pods().Informer()),
 	}
 }
 
-// startDNS feeds the DNS records from feed and, once they have seen the
-// cluster, serves DNS on ip:--dns-port (or --dns-address) and publishes
-// that address as this node's endpoint of kube-dns until ctx ends.
-func (a *Agent) startDNS(ctx context.Context, feed dnsFeed, ip netip.Addr) error {
+// startDNS feeds the DNS records from src (the caller starts the sources)
+// and, once they have seen the cluster, serves DNS on ip:--dns-port (or
+// --dns-address) and publishes that address as this node's endpoint of
+// kube-dns until ctx ends.
+func (a *Agent) startDNS(ctx context.Context, src dnsSources, ip netip.Addr) error {
 	if !a.cfg.DNS {
 		return nil
 	}
@@ -119,25 +93,25 @@ func (a *Agent) startDNS(ctx context.Context, feed dnsFeed, ip netip.Addr) error
 		NameserverIPs: []netip.Addr{ip},
 	})
 	var synced []cache.InformerSynced
-	add := func(kind dnsKind, update func(prev, cur any)) error {
-		hs, err := feed(kind, update)
+	add := func(from feed.Source, update feed.Update) error {
+		hs, err := from.Subscribe(update)
 		if err == nil {
 			synced = append(synced, hs)
 		}
 		return err
 	}
 	errs := []error{
-		add(dnsServices, func(p, c any) { cluster.UpdateService(typed[*corev1.Service](p), typed[*corev1.Service](c)) }),
-		add(dnsEndpointSlices, func(p, c any) {
+		add(src.services, func(p, c any) { cluster.UpdateService(typed[*corev1.Service](p), typed[*corev1.Service](c)) }),
+		add(src.slices, func(p, c any) {
 			cluster.UpdateEndpointSlice(typed[*discoveryv1.EndpointSlice](p), typed[*discoveryv1.EndpointSlice](c))
 		}),
-		add(dnsNamespaces, func(p, c any) { cluster.UpdateNamespace(typed[*corev1.Namespace](p), typed[*corev1.Namespace](c)) }),
+		add(src.namespaces, func(p, c any) { cluster.UpdateNamespace(typed[*corev1.Namespace](p), typed[*corev1.Namespace](c)) }),
 	}
 	// Pods only matter to autopath (which pod asks, from which
 	// namespace); without it the cluster-wide pod list is not worth its
 	// memory ("pods insecure" answers pod names without it).
 	if a.cfg.DNSAutopath {
-		errs = append(errs, add(dnsPods, func(p, c any) { cluster.UpdatePod(typed[*corev1.Pod](p), typed[*corev1.Pod](c)) }))
+		errs = append(errs, add(src.pods, func(p, c any) { cluster.UpdatePod(typed[*corev1.Pod](p), typed[*corev1.Pod](c)) }))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dns informers: %w", err)

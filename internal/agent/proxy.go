@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/knftables"
 
+	"github.com/portal-net/portal/internal/feed"
 	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/healthcheck"
 	"github.com/portal-net/portal/internal/proxy/iptables"
@@ -27,7 +28,7 @@ import (
 // informer factory (the caller starts it). Its rules live in the node's
 // network namespace and stay when the agent stops, so services keep
 // working; the next agent replaces them in one transaction.
-func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactory, keys *topologykeys.Keys) error {
+func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactory, keys *topologykeys.Keys, endpointSlices feed.Source) error {
 	// Rules of the modes not in use (an earlier run in another mode) go
 	// first, so two datapaths never answer for the same service.
 	cleanupOtherModes(ctx, a.cfg.ProxyMode)
@@ -104,18 +105,19 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		}()
 	}
 	r, err := runner.New(runner.Config{
-		NodeName:      a.cfg.NodeName,
-		NodeIPs:       []netip.Addr{nodeIP},
-		ServiceCIDRs:  []netip.Prefix{svcCIDR.Masked()},
-		ClusterCIDR:   clusterCIDR.Masked(),
-		TopologyKeys:  keys.For,
-		SyncPeriod:    a.cfg.ProxySyncPeriod,
-		MinSyncPeriod: a.cfg.ProxyMinSyncPeriod,
-		Datapath:      datapath,
-		Conntrack:     conntrack.New(),
-		Health:        health,
-		ServiceHealth: serviceHealth,
-		Metrics:       metrics,
+		NodeName:       a.cfg.NodeName,
+		EndpointSlices: endpointSlices,
+		NodeIPs:        []netip.Addr{nodeIP},
+		ServiceCIDRs:   []netip.Prefix{svcCIDR.Masked()},
+		ClusterCIDR:    clusterCIDR.Masked(),
+		TopologyKeys:   keys.For,
+		SyncPeriod:     a.cfg.ProxySyncPeriod,
+		MinSyncPeriod:  a.cfg.ProxyMinSyncPeriod,
+		Datapath:       datapath,
+		Conntrack:      conntrack.New(),
+		Health:         health,
+		ServiceHealth:  serviceHealth,
+		Metrics:        metrics,
 	}, f)
 	if err != nil {
 		return err

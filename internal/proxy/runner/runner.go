@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/portal-net/portal/internal/feed"
 	"github.com/portal-net/portal/internal/proxy"
 	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/healthcheck"
@@ -29,6 +30,10 @@ import (
 // Config of a Runner.
 type Config struct {
 	NodeName string
+	// EndpointSlices, when set, feeds the EndpointSlices instead of the
+	// informer factory's informer (the agent's feed keeps no copy of
+	// them; see internal/feed).
+	EndpointSlices feed.Source
 	// NodeIPs are the addresses NodePorts answer on.
 	NodeIPs      []netip.Addr
 	ServiceCIDRs []netip.Prefix
@@ -101,16 +106,15 @@ func New(cfg Config, f informers.SharedInformerFactory) (*Runner, error) {
 		return nil, err
 	}
 	r.handled = append(r.handled, reg.HasSynced)
-	eps := f.Discovery().V1().EndpointSlices().Informer()
-	reg, err = eps.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { r.changed(r.tracker.Endpoints.Update(nil, asSlice(o))) },
-		UpdateFunc: func(o, n any) { r.changed(r.tracker.Endpoints.Update(asSlice(o), asSlice(n))) },
-		DeleteFunc: func(o any) { r.changed(r.tracker.Endpoints.Update(asSlice(o), nil)) },
-	})
+	slices := cfg.EndpointSlices
+	if slices == nil {
+		slices = feed.FromInformer(f.Discovery().V1().EndpointSlices().Informer())
+	}
+	synced, err := slices.Subscribe(func(o, n any) { r.changed(r.tracker.Endpoints.Update(asSlice(o), asSlice(n))) })
 	if err != nil {
 		return nil, err
 	}
-	r.handled = append(r.handled, reg.HasSynced)
+	r.handled = append(r.handled, synced)
 	// Node labels feed topology (zone of this node, topologyKeys).
 	reg, err = f.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { r.nodeChanged(true) },

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/ptr"
 
+	"github.com/portal-net/portal/internal/feed"
 	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/sys/conntrack"
 )
@@ -246,4 +247,48 @@ func TestPeriodicSyncsAreFullOnlyEveryFullSyncPeriod(t *testing.T) {
 	if syncs < 10 || fulls < 1 || fulls > 4 {
 		t.Errorf("%d syncs, %d full ones; want many syncs and a full one about every 200 ms (3)", syncs, fulls)
 	}
+}
+
+// With the agent's EndpointSlice feed (no informer copy of the slices), a
+// slice relabelled to another service leaves its old service: the feed
+// hands the tracker a previous version carrying the old label.
+func TestRunnerWithEndpointSliceFeed(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cs := fake.NewClientset(
+		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}},
+		service("web", "10.96.0.10", v1.ProtocolTCP, 80),
+		service("api", "10.96.0.11", v1.ProtocolTCP, 80),
+		slice("web", v1.ProtocolTCP, 8080, "10.42.0.2", "10.42.0.3"),
+	)
+	f := informers.NewSharedInformerFactory(cs, 0)
+	slices := feed.EndpointSlices(cs)
+	rec := &recorder{}
+	r, err := New(Config{NodeName: "node-1", SyncPeriod: time.Hour, MinSyncPeriod: 10 * time.Millisecond,
+		ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), Datapath: rec, Conntrack: conntrack.NewFake(), EndpointSlices: slices}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx.Done())
+	slices.Start(ctx)
+	go r.Run(ctx)
+	endpoints := func(s dataplane.State, name string) int {
+		for _, sp := range s.Services {
+			if sp.Name == "default/"+name+":/TCP" {
+				return len(sp.Endpoints)
+			}
+		}
+		return -1
+	}
+	waitState(t, rec, "web with two endpoints", func(s dataplane.State) bool { return endpoints(s, "web") == 2 && endpoints(s, "api") == 0 })
+	moved := slice("web", v1.ProtocolTCP, 8080, "10.42.0.2", "10.42.0.3")
+	moved.Labels[discoveryv1.LabelServiceName] = "api"
+	if _, err := cs.DiscoveryV1().EndpointSlices("default").Update(ctx, moved, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rec, "the slice moved to api", func(s dataplane.State) bool { return endpoints(s, "web") == 0 && endpoints(s, "api") == 2 })
+	if err := cs.DiscoveryV1().EndpointSlices("default").Delete(ctx, moved.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rec, "the slice deleted", func(s dataplane.State) bool { return endpoints(s, "web") == 0 && endpoints(s, "api") == 0 })
 }
