@@ -20,6 +20,7 @@ import (
 	"github.com/portal-net/portal/internal/proxy/nftables"
 	"github.com/portal-net/portal/internal/proxy/runner"
 	"github.com/portal-net/portal/internal/proxy/topologykeys"
+	"github.com/portal-net/portal/internal/proxy/userspace"
 	"github.com/portal-net/portal/internal/sys/conntrack"
 	"github.com/portal-net/portal/internal/sys/sysctl"
 )
@@ -77,6 +78,14 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 	switch a.cfg.ProxyMode {
 	case "iptables":
 		datapath = iptables.New(iptables.Options{})
+	case "userspace":
+		nft, err := knftables.New(knftables.IPv4Family, userspace.TableName, knftables.UseNetlink)
+		if err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
+		if datapath, err = userspace.New(ctx, nft, userspace.Options{Scheduler: a.cfg.Scheduler}); err != nil {
+			return err
+		}
 	default:
 		nft, err := knftables.New(knftables.IPv4Family, nftables.TableName, knftables.UseNetlink)
 		if err != nil {
@@ -152,6 +161,15 @@ func cleanupOtherModes(ctx context.Context, mode string) {
 	if mode != "iptables" {
 		if err := iptables.New(iptables.Options{}).Cleanup(ctx); err != nil {
 			klog.V(2).InfoS("No iptables proxy rules removed", "err", err)
+		}
+	}
+	if mode != "userspace" {
+		nft, err := knftables.New(knftables.IPv4Family, userspace.TableName, knftables.UseNetlink)
+		if err == nil {
+			err = userspace.Cleanup(ctx, nft)
+		}
+		if err != nil {
+			klog.V(2).InfoS("No userspace proxy rules removed", "table", userspace.TableName, "err", err)
 		}
 	}
 }

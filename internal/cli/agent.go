@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/portal-net/portal/internal/agent"
 	"github.com/portal-net/portal/internal/config"
+	"github.com/portal-net/portal/internal/proxy/userspace/sched"
 )
 
 // bindNodeFlags are the agent flags `portal up` shares with `portal agent`.
@@ -25,7 +27,8 @@ func bindNodeFlags(fs *pflag.FlagSet, c *config.Agent) {
 	fs.StringVar(&c.RunDir, "run-dir", c.RunDir, "Directory for runtime files (network namespaces)")
 	fs.StringVar(&c.ShimBinary, "shim", c.ShimBinary, "Per-pod supervisor binary (default: portal-shim next to this binary, else this binary)")
 	fs.BoolVar(&c.ProxyOnly, "proxy-only", c.ProxyOnly, "Run only the service proxy (a drop-in kube-proxy, e.g. with --kubeconfig of any cluster): no node registration, no pods")
-	fs.StringVar(&c.ProxyMode, "proxy-mode", c.ProxyMode, "Service proxy datapath: nftables, iptables, or none")
+	fs.StringVar(&c.ProxyMode, "proxy-mode", c.ProxyMode, "Service proxy datapath: nftables, iptables, userspace, or none")
+	fs.StringVar(&c.Scheduler, "scheduler", c.Scheduler, "Userspace proxy mode's scheduler: "+strings.Join(sched.Names, ", ")+" (a service's portal.dev/scheduler annotation overrides it)")
 	fs.BoolVar(&c.StableTCPTimestamps, "stable-tcp-timestamps", c.StableTCPTimestamps, "Set net.ipv4.tcp_timestamps=2 on the node (TCP timestamps without per-connection offsets), so short connections to a pod through two services never stall on a SYN retransmit; false keeps the host's setting")
 	fs.DurationVar(&c.ProxySyncPeriod, "sync-period", c.ProxySyncPeriod, "How often the service proxy syncs even without changes (a full rewrite of its rules at most hourly)")
 	fs.DurationVar(&c.ProxyMinSyncPeriod, "min-sync-period", c.ProxyMinSyncPeriod, "Shortest time between two service proxy syncs")

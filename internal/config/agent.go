@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/portal-net/portal/internal/proxy/userspace/sched"
 )
 
 // Agent configures `portal agent` (and the agent half of `portal up`).
@@ -65,8 +67,11 @@ type Agent struct {
 	CrashBackoffMax     time.Duration
 
 	// ProxyMode is the service proxy datapath: "nftables" (default),
-	// "iptables", or "none" (no service proxy on this node).
+	// "iptables", "userspace", or "none" (no service proxy on this node).
 	ProxyMode string
+	// Scheduler is the userspace mode's default scheduler (sched.Names;
+	// default rr); a service's portal.dev/scheduler annotation overrides it.
+	Scheduler string
 	// StableTCPTimestamps sets net.ipv4.tcp_timestamps=2 in the node's
 	// network namespace (pods always get it): without per-connection
 	// timestamp offsets a source port reused towards the same pod through
@@ -131,6 +136,7 @@ func DefaultAgent() Agent {
 		CrashBackoffInitial:       10 * time.Second,
 		CrashBackoffMax:           300 * time.Second,
 		ProxyMode:                 "nftables",
+		Scheduler:                 sched.Default,
 		StableTCPTimestamps:       true,
 		ServiceCIDR:               "10.0.0.0/24",
 		ClusterCIDR:               "10.42.0.0/16",
@@ -206,8 +212,11 @@ func (a *Agent) Validate() error {
 	if a.ProxyOnly && a.ProxyMode == "none" {
 		errs = append(errs, errors.New("--proxy-only needs a --proxy-mode other than none"))
 	}
-	if a.ProxyMode != "nftables" && a.ProxyMode != "iptables" && a.ProxyMode != "none" {
-		errs = append(errs, fmt.Errorf("--proxy-mode %q: want nftables, iptables or none", a.ProxyMode))
+	if a.ProxyMode != "nftables" && a.ProxyMode != "iptables" && a.ProxyMode != "userspace" && a.ProxyMode != "none" {
+		errs = append(errs, fmt.Errorf("--proxy-mode %q: want nftables, iptables, userspace or none", a.ProxyMode))
+	}
+	if _, err := sched.New(a.Scheduler); err != nil {
+		errs = append(errs, fmt.Errorf("--scheduler: %w", err))
 	}
 	for flag, v := range map[string]string{"--service-cidr": a.ServiceCIDR, "--cluster-cidr": a.ClusterCIDR} {
 		if _, _, err := net.ParseCIDR(v); err != nil {

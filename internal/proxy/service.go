@@ -9,6 +9,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
+// AnnotationScheduler picks a service's scheduler in the userspace proxy
+// mode (rr, wrr, lc, wlc, dh, sh, sed, nq, random), overriding the
+// agent's --scheduler; the kernel modes ignore it.
+const AnnotationScheduler = "portal.dev/scheduler"
+
 // Annotations that turn on EndpointSlice hints (kube-proxy's names).
 const (
 	AnnotationTopologyMode      = "service.kubernetes.io/topology-mode"
@@ -111,6 +116,7 @@ func newServicePort(svc *v1.Service, name ServicePortName, p *v1.ServicePort, cl
 	if spec.TrafficDistribution != nil {
 		sp.TrafficDistribution = *spec.TrafficDistribution
 	}
+	sp.Scheduler = svc.Annotations[AnnotationScheduler]
 	sp.TopologyMode = svc.Annotations[AnnotationTopologyMode]
 	if sp.TopologyMode == "" {
 		sp.TopologyMode = svc.Annotations[AnnotationTopologyAwareHint]

@@ -73,6 +73,8 @@ type ServicePort struct {
 	// TopologyMode is the service.kubernetes.io/topology-mode annotation (or
 	// the older topology-aware-hints one); it enables EndpointSlice hints.
 	TopologyMode string
+	// Scheduler is the portal.dev/scheduler annotation ("" when unset).
+	Scheduler string
 }
 
 // UsesUDPConntrack reports whether stale conntrack entries of this port

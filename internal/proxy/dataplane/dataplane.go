@@ -100,6 +100,10 @@ type ServicePort struct {
 	// (0 means 10800 s, the Kubernetes default; rounded up to seconds).
 	Affinity        bool
 	AffinityTimeout time.Duration
+	// Scheduler is the userspace mode's scheduler for this service port
+	// (the portal.dev/scheduler annotation); "" means the proxy's default.
+	// The kernel modes pick at random.
+	Scheduler string
 }
 
 // DefaultAffinityTimeout is sessionAffinityConfig.clientIP.timeoutSeconds'
@@ -141,7 +145,7 @@ func sameSlice(a, b []netip.AddrPort) bool {
 func (sp *ServicePort) Equal(o *ServicePort) bool {
 	return sp.Name == o.Name && sp.Protocol == o.Protocol && sp.Port == o.Port && sp.NodePort == o.NodePort &&
 		sp.ExternalLocal == o.ExternalLocal && sp.ClusterDrop == o.ClusterDrop && sp.ExternalDrop == o.ExternalDrop &&
-		sp.Affinity == o.Affinity && sp.AffinityTimeout == o.AffinityTimeout &&
+		sp.Affinity == o.Affinity && sp.AffinityTimeout == o.AffinityTimeout && sp.Scheduler == o.Scheduler &&
 		slices.Equal(sp.VIPs, o.VIPs) && slices.Equal(sp.External, o.External) &&
 		slices.Equal(sp.LoadBalancerIPs, o.LoadBalancerIPs) && slices.Equal(sp.SourceRanges, o.SourceRanges) &&
 		slices.Equal(sp.Endpoints, o.Endpoints) && slices.Equal(sp.ExternalEndpoints, o.ExternalEndpoints)

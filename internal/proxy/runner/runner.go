@@ -361,6 +361,7 @@ func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.En
 		SourceRanges:    v4Prefixes(sp.LoadBalancerSourceRanges),
 		Affinity:        sp.SessionAffinityClientIP,
 		AffinityTimeout: time.Duration(sp.StickyMaxAgeSeconds) * time.Second,
+		Scheduler:       sp.Scheduler,
 	}
 	// Usually both traffic kinds have the same endpoints: one slice then.
 	if out.ExternalEndpoints = addrPorts(sel.External); slices.Equal(out.ExternalEndpoints, out.Endpoints) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portal-net/portal/internal/proxy/userspace/sched"
+	"golang.org/x/net/ipv4"
 )
 
 // Defaults for the zero values of UDPConfig.
@@ -49,6 +50,12 @@ type UDPProxy struct {
 	cfg  UDPConfig
 	pc   net.PacketConn
 	pool *pool
+	// p4 reads and writes pc with IP_PKTINFO when it is an IPv4 socket
+	// on a wildcard address: a reply must leave from the address the
+	// client's datagram arrived at (after a redirect, 127.0.0.1 or the
+	// address of the interface it came in by), or conntrack does not
+	// recognise it as the reply and the client drops it.
+	p4 *ipv4.PacketConn
 
 	// ctx bounds connects; cancelled at Close.
 	ctx    context.Context
@@ -65,6 +72,7 @@ type UDPProxy struct {
 type udpSession struct {
 	client     netip.AddrPort
 	clientAddr net.Addr
+	local      net.IP // the address the client's datagrams arrived at (p4 only)
 	backend    *backend
 	conn       net.Conn
 	last       atomic.Int64 // unix nanoseconds of the last datagram
@@ -88,14 +96,35 @@ func NewUDPProxy(pc net.PacketConn, cfg UDPConfig) (*UDPProxy, error) {
 		cfg.Dest = addrPortOf(pc.LocalAddr())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &UDPProxy{
+	p := &UDPProxy{
 		ctx:      ctx,
 		cancel:   cancel,
 		cfg:      cfg,
 		pc:       pc,
 		pool:     newPool(c),
 		sessions: map[netip.AddrPort]*udpSession{},
-	}, nil
+	}
+	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok && ua.IP.IsUnspecified() && ua.IP.To4() != nil {
+		p4 := ipv4.NewPacketConn(pc)
+		if err := p4.SetControlMessage(ipv4.FlagDst, true); err == nil {
+			p.p4 = p4
+		}
+	}
+	return p, nil
+}
+
+// read reads one datagram and, with p4, the address it arrived at.
+func (p *UDPProxy) read(buf []byte) (int, net.Addr, net.IP, error) {
+	if p.p4 == nil {
+		n, addr, err := p.pc.ReadFrom(buf)
+		return n, addr, nil, err
+	}
+	n, cm, addr, err := p.p4.ReadFrom(buf)
+	var local net.IP
+	if cm != nil {
+		local = cm.Dst
+	}
+	return n, addr, local, err
 }
 
 // Addr is the socket's address.
@@ -146,7 +175,7 @@ func (p *UDPProxy) Serve(ctx context.Context) error {
 
 	buf := make([]byte, maxDatagram)
 	for {
-		n, addr, err := p.pc.ReadFrom(buf)
+		n, addr, local, err := p.read(buf)
 		if err != nil {
 			if p.isClosed() || ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -157,11 +186,11 @@ func (p *UDPProxy) Serve(ctx context.Context) error {
 			}
 			return err
 		}
-		p.forward(buf[:n], addr)
+		p.forward(buf[:n], addr, local)
 	}
 }
 
-func (p *UDPProxy) forward(b []byte, addr net.Addr) {
+func (p *UDPProxy) forward(b []byte, addr net.Addr, local net.IP) {
 	client := addrPortOf(addr)
 	p.mu.Lock()
 	s := p.sessions[client]
@@ -172,7 +201,7 @@ func (p *UDPProxy) forward(b []byte, addr net.Addr) {
 		return
 	}
 	if s == nil {
-		if s = p.open(client, addr); s == nil {
+		if s = p.open(client, addr, local); s == nil {
 			p.dropped.Add(1)
 			return
 		}
@@ -190,13 +219,13 @@ func (p *UDPProxy) forward(b []byte, addr net.Addr) {
 
 // open starts a session for client. Only the Serve goroutine opens
 // sessions, so no other session for client can appear meanwhile.
-func (p *UDPProxy) open(client netip.AddrPort, addr net.Addr) *udpSession {
+func (p *UDPProxy) open(client netip.AddrPort, addr net.Addr, local net.IP) *udpSession {
 	sc := sched.Conn{Client: client, Dest: p.cfg.Dest}
 	conn, b, err := p.pool.connect(p.ctx, sc, "udp")
 	if err != nil {
 		return nil
 	}
-	s := &udpSession{client: client, clientAddr: addr, backend: b, conn: conn}
+	s := &udpSession{client: client, clientAddr: addr, local: local, backend: b, conn: conn}
 	s.last.Store(time.Now().UnixNano())
 	p.mu.Lock()
 	if p.closed {
@@ -237,10 +266,18 @@ func (p *UDPProxy) readReplies(s *udpSession) {
 			return
 		}
 		s.last.Store(time.Now().UnixNano())
-		if _, err := p.pc.WriteTo(buf[:n], s.clientAddr); err != nil && errors.Is(err, net.ErrClosed) {
+		if _, err := p.reply(s, buf[:n]); err != nil && errors.Is(err, net.ErrClosed) {
 			return
 		}
 	}
+}
+
+// reply sends b to s's client, from the address its datagrams came to.
+func (p *UDPProxy) reply(s *udpSession, b []byte) (int, error) {
+	if p.p4 == nil || s.local == nil {
+		return p.pc.WriteTo(b, s.clientAddr)
+	}
+	return p.p4.WriteTo(b, &ipv4.ControlMessage{Src: s.local}, s.clientAddr)
 }
 
 // end forgets s and closes its socket; its reader then finishes.
