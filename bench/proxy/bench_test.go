@@ -86,6 +86,9 @@ func TestParseFlags(t *testing.T) {
 	if m, err := parseModes("nftables, iptables,nftables"); err != nil || !reflect.DeepEqual(m, []string{"nftables", "iptables"}) {
 		t.Errorf("modes = %v, %v", m, err)
 	}
+	if m, err := parseModes("userspace"); err != nil || !reflect.DeepEqual(m, []string{"userspace"}) {
+		t.Errorf("modes = %v, %v", m, err)
+	}
 	if _, err := parseModes("ipvs"); err == nil {
 		t.Error("ipvs accepted")
 	}
@@ -122,6 +125,7 @@ func TestRowsJudgeGoalsAndSayNotBuilt(t *testing.T) {
 		firstSync: 1500 * time.Millisecond, fullSync: 300 * time.Millisecond, rss: 200, rssAdds: 210,
 		adds: []time.Duration{10 * time.Millisecond, 60 * time.Millisecond},
 		ka:   rate(960), kaDirect: rate(1000), nc: rate(900), ncDirect: rate(1000),
+		bulk: 2 * time.Second, bulkDirect: time.Second,
 		connect:       map[int][]time.Duration{0: {100 * time.Microsecond}, 1000: {104 * time.Microsecond}},
 		connectDirect: map[int][]time.Duration{0: {90 * time.Microsecond}},
 		connectErr:    map[int]error{},
@@ -154,6 +158,23 @@ func TestRowsJudgeGoalsAndSayNotBuilt(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("no row %q in %v", prefix, rows)
+		}
+	}
+	// The userspace mode has issue 8's goals: 70% and 50% of direct
+	// requests/s, 80% of direct bulk throughput.
+	o.bulkMB = 256
+	for _, r := range modeRows("userspace", o, ours, nil) {
+		for prefix, goal := range map[string]string{
+			"[userspace] requests/s through a ClusterIP, keep-alive":     "≥ 70% of direct: met",
+			"[userspace] requests/s through a ClusterIP, new connection": "≥ 50% of direct: met",
+			"[userspace] bulk TCP download":                              "≥ 80% of direct: MISSED",
+		} {
+			if strings.HasPrefix(r[0], prefix) && r[5] != goal {
+				t.Errorf("%s: goal %q, want %q", r[0], r[5], goal)
+			}
+		}
+		if strings.HasPrefix(r[0], "[userspace] bulk TCP download") && (r[1] != "134 MB/s (50% of direct)" || r[4] != "268 MB/s") {
+			t.Errorf("bulk row %q", r)
 		}
 	}
 	// With a peer, ratios appear, and a failed peer says why.

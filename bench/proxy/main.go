@@ -31,6 +31,7 @@ type options struct {
 	levels     []int
 	duration   time.Duration
 	conc       int
+	bulkMB     int
 	connects   int
 	workers    int
 	minSync    time.Duration
@@ -46,7 +47,8 @@ func main() {
 	flag.StringVar(&kpFlags, "kube-proxy-flags", "", "extra kube-proxy flags, space-separated (e.g. --v=2)")
 	flag.StringVar(&o.logs, "logs", "", "directory to keep each proxy run's log in (default: not kept)")
 	flag.StringVar(&o.profiles, "profiles", "", "directory to write portal's heap profile (after the full sync) and CPU profile (during the adds) to (default: not taken)")
-	flag.StringVar(&modes, "modes", "nftables", "proxy modes to measure, comma-separated: nftables,iptables")
+	flag.StringVar(&modes, "modes", "nftables", "proxy modes to measure, comma-separated: nftables,iptables,userspace (kube-proxy has no userspace mode any more)")
+	flag.IntVar(&o.bulkMB, "bulk-mb", 256, "MiB of one bulk download, through the ClusterIP and direct")
 	flag.IntVar(&o.services, "services", 1000, "services programmed when one more is added and the full sync is timed")
 	flag.IntVar(&o.endpoints, "endpoints", 10, "endpoints per service")
 	flag.IntVar(&o.adds, "adds", 50, "services added one at a time, each timed until a packet gets through")
@@ -65,7 +67,7 @@ func main() {
 	if o.modes, err = parseModes(modes); err == nil {
 		o.levels, err = parseLevels(levels)
 	}
-	if err == nil && (o.services < 1 || o.endpoints < 1 || o.adds < 1 || o.conc < 1 || o.connects < 1 || o.workers < 1 || o.duration <= 0) {
+	if err == nil && (o.services < 1 || o.endpoints < 1 || o.adds < 1 || o.conc < 1 || o.bulkMB < 1 || o.connects < 1 || o.workers < 1 || o.duration <= 0) {
 		err = errors.New("-services, -endpoints, -adds, -concurrency, -connects, -workers and -duration must be positive")
 	}
 	if err == nil && o.services+o.adds+1 > 60000 {
@@ -97,8 +99,8 @@ func parseModes(s string) ([]string, error) {
 	var out []string
 	for _, m := range strings.Split(s, ",") {
 		m = strings.TrimSpace(m)
-		if m != "nftables" && m != "iptables" {
-			return nil, fmt.Errorf("-modes: %q is not nftables or iptables", m)
+		if m != "nftables" && m != "iptables" && m != "userspace" {
+			return nil, fmt.Errorf("-modes: %q is not nftables, iptables or userspace", m)
 		}
 		if !slices.Contains(out, m) {
 			out = append(out, m)

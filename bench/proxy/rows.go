@@ -8,13 +8,25 @@ import (
 	"github.com/portal-net/portal/bench/internal/report"
 )
 
-// Goals of issue 6.
+// Goals of issue 6 (and issue 8's for the userspace mode).
 const (
-	goalAddP99      = 50 * time.Millisecond
-	goalRSSMB       = 150
-	goalOfDirect    = 0.95
-	goalConnectFlat = 1.05
+	goalAddP99       = 50 * time.Millisecond
+	goalRSSMB        = 150
+	goalOfDirect     = 0.95
+	goalConnectFlat  = 1.05
+	goalBulkOfDirect = 0.80 // userspace, with splice
 )
+
+// goalOfDirectFor is the share of direct requests/s a mode must keep.
+func goalOfDirectFor(mode string, keepAlive bool) float64 {
+	switch {
+	case mode != "userspace":
+		return goalOfDirect
+	case keepAlive:
+		return 0.70
+	}
+	return 0.50
+}
 
 func goalFullSync(mode string) time.Duration {
 	if mode == "iptables" {
@@ -128,12 +140,14 @@ func modeRows(mode string, o options, ours, peer *figures) [][]string {
 
 	// Traffic through the ClusterIP.
 	for _, t := range []struct {
-		name string
-		get  func(*figures) (via, direct httpResult)
+		name      string
+		keepAlive bool
+		get       func(*figures) (via, direct httpResult)
 	}{
-		{"keep-alive", func(f *figures) (httpResult, httpResult) { return f.ka, f.kaDirect }},
-		{"new connection per request", func(f *figures) (httpResult, httpResult) { return f.nc, f.ncDirect }},
+		{"keep-alive", true, func(f *figures) (httpResult, httpResult) { return f.ka, f.kaDirect }},
+		{"new connection per request", false, func(f *figures) (httpResult, httpResult) { return f.nc, f.ncDirect }},
 	} {
+		goalShare := goalOfDirectFor(mode, t.keepAlive)
 		rate := func(f *figures) string {
 			if f.trafficErr != nil {
 				return failed(f.trafficErr)
@@ -156,10 +170,38 @@ func modeRows(mode string, o options, ours, peer *figures) [][]string {
 		}
 		add(fmt.Sprintf("requests/s through a ClusterIP, %s (%d clients, %s)", t.name, o.conc, o.duration),
 			rate(ours), kp(rate), ratioIf(ok && peer != nil && peer.trafficErr == nil, ratio, ov.rate(), pv.rate()),
-			directRate(ours, od, peer, pd), goalCell(fmt.Sprintf("≥ %.0f%% of direct", 100*goalOfDirect), ok, share(ov, od) >= goalOfDirect))
+			directRate(ours, od, peer, pd), goalCell(fmt.Sprintf("≥ %.0f%% of direct", 100*goalShare), ok, share(ov, od) >= goalShare))
 		add(fmt.Sprintf("request latency through a ClusterIP, %s, p50 / p99", t.name),
 			lat(ours), kp(lat), "", directLatency(ours, od), "")
 	}
+
+	// One bulk download.
+	mbps := func(d time.Duration) float64 { return float64(o.bulkMB) * (1 << 20) / 1e6 / d.Seconds() }
+	bulk := func(f *figures) string {
+		switch {
+		case f.trafficErr != nil:
+			return failed(f.trafficErr)
+		case f.bulk <= 0 || f.bulkDirect <= 0:
+			return "not measured"
+		}
+		return fmt.Sprintf("%.0f MB/s (%.0f%% of direct)", mbps(f.bulk), 100*float64(f.bulkDirect)/float64(f.bulk))
+	}
+	bulkOK := ours.trafficErr == nil && ours.bulk > 0 && ours.bulkDirect > 0
+	bulkDirect, bulkGoal := "", ""
+	if bulkOK {
+		bulkDirect = fmt.Sprintf("%.0f MB/s", mbps(ours.bulkDirect))
+	}
+	if mode == "userspace" {
+		bulkGoal = goalCell(fmt.Sprintf("≥ %.0f%% of direct", 100*goalBulkOfDirect), bulkOK, float64(ours.bulkDirect) >= goalBulkOfDirect*float64(ours.bulk))
+	}
+	pb := func(f *figures) float64 {
+		if f.bulk <= 0 {
+			return 0
+		}
+		return mbps(f.bulk)
+	}
+	add(fmt.Sprintf("bulk TCP download through a ClusterIP, one connection (%d MiB)", o.bulkMB),
+		bulk(ours), kp(bulk), ratioIf(bulkOK && peer != nil && peer.bulk > 0, ratio, pb(ours), peerVal(peer, pb)), bulkDirect, bulkGoal)
 
 	// Connect latency as services grow.
 	var base time.Duration

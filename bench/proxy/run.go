@@ -55,6 +55,7 @@ type figures struct {
 	programErr          error
 
 	ka, nc, kaDirect, ncDirect httpResult
+	bulk, bulkDirect           time.Duration // one -bulk-mb download
 	trafficErr                 error
 
 	connect, connectDirect map[int][]time.Duration
@@ -128,7 +129,7 @@ func run(ctx context.Context, o options) (rows [][]string, err error) {
 	metrics := fmt.Sprintf("http://127.0.0.1:%d/metrics", b.mPort)
 	for _, m := range o.modes {
 		b.proxies = append(b.proxies, &proxy{name: "portal", mode: m, bin: portal, metrics: metrics})
-		if kubeProxy != "" {
+		if kubeProxy != "" && m != "userspace" {
 			b.proxies = append(b.proxies, &proxy{name: "kube-proxy", mode: m, bin: kubeProxy, metrics: metrics})
 		}
 	}
@@ -322,6 +323,15 @@ func (b *bench) traffic(ctx context.Context, f *figures) error {
 		}
 		fmt.Fprintf(os.Stderr, "  keep-alive=%v: %.0f req/s via ClusterIP, %.0f direct\n", r.keepAlive, r.dst.rate(), r.direct.rate())
 	}
+	size := int64(b.o.bulkMB) << 20
+	var err error
+	if f.bulkDirect, err = bulkGet(ctx, direct, size); err != nil {
+		return fmt.Errorf("bulk direct: %w", err)
+	}
+	if f.bulk, err = bulkGet(ctx, b.probe, size); err != nil {
+		return fmt.Errorf("bulk through the ClusterIP: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "  bulk %d MiB: %s via ClusterIP, %s direct\n", b.o.bulkMB, f.bulk, f.bulkDirect)
 	return nil
 }
 

@@ -22,11 +22,25 @@ const (
 	dummyPort   = 9000
 )
 
-// serveHTTP answers every request with a short body until ln closes.
+// serveHTTP answers every request with a short body until ln closes;
+// /bulk?bytes=N answers N zero bytes.
 func serveHTTP(ln net.Listener) *http.Server {
 	body := []byte("ok\n")
+	zeros := make([]byte, 1<<20)
 	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/bulk" {
+				n, _ := strconv.ParseInt(r.URL.Query().Get("bytes"), 10, 64)
+				w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+				for n > 0 {
+					k, err := w.Write(zeros[:min(n, int64(len(zeros)))])
+					if err != nil {
+						return
+					}
+					n -= int64(k)
+				}
+				return
+			}
 			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 			_, _ = w.Write(body)
 		}),
@@ -48,6 +62,28 @@ func acceptAndClose(ln net.Listener) {
 			c.Close()
 		}
 	}()
+}
+
+// bulkGet downloads size bytes from addr's /bulk on one connection and
+// returns how long the body took.
+func bulkGet(ctx context.Context, addr netip.AddrPort, size int64) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/bulk?bytes=%d", addr, size), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	t0 := time.Now()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && n != size {
+		err = fmt.Errorf("got %d of %d bytes", n, size)
+	}
+	return time.Since(t0), err
 }
 
 // httpResult is one fixed-duration HTTP run.
