@@ -23,6 +23,7 @@ import (
 	"github.com/portal-net/portal/internal/proxy/userspace"
 	"github.com/portal-net/portal/internal/sys/conntrack"
 	"github.com/portal-net/portal/internal/sys/sysctl"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // startProxy runs the service proxy of this node (issue 6) on the shared
@@ -83,9 +84,11 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		if err != nil {
 			return fmt.Errorf("nftables: %w", err)
 		}
-		if datapath, err = userspace.New(ctx, nft, userspace.Options{Scheduler: a.cfg.Scheduler}); err != nil {
+		us, err := userspace.New(ctx, nft, userspace.Options{Scheduler: a.cfg.Scheduler})
+		if err != nil {
 			return err
 		}
+		datapath = us
 	default:
 		nft, err := knftables.New(knftables.IPv4Family, nftables.TableName, knftables.UseNetlink)
 		if err != nil {
@@ -94,6 +97,12 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		datapath = nftables.New(nft)
 	}
 	metrics := healthcheck.NewMetrics()
+	if c, ok := datapath.(prometheus.Collector); ok {
+		// The userspace mode's per-backend counters.
+		if err := metrics.Registry().Register(c); err != nil {
+			return fmt.Errorf("proxy metrics: %w", err)
+		}
+	}
 	health := healthcheck.NewProxyHealth(healthcheck.ProxyHealthConfig{SyncPeriod: a.cfg.ProxySyncPeriod, Metrics: metrics})
 	serviceHealth := healthcheck.NewServiceHealthServer(healthcheck.ServiceHealthConfig{NodeIPs: []netip.Addr{nodeIP}, Proxy: health})
 	go func() {

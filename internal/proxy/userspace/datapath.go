@@ -48,6 +48,7 @@ import (
 	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/userspace/l4"
 	"github.com/portal-net/portal/internal/proxy/userspace/sched"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TableName is the nftables table of the userspace mode.
@@ -466,4 +467,58 @@ func originalDst(c net.Conn) netip.AddrPort {
 		out = netip.AddrPortFrom(netip.AddrFrom4([4]byte{b[4], b[5], b[6], b[7]}), uint16(b[2])<<8|uint16(b[3]))
 	})
 	return out
+}
+
+// Metric descriptions of the userspace mode's per-backend counters.
+var (
+	descActive = prometheus.NewDesc("portal_userspace_backend_active_connections",
+		"Connections (UDP: sessions) open from the userspace proxy to a backend.", []string{"service_port", "traffic", "backend"}, nil)
+	descTotal = prometheus.NewDesc("portal_userspace_backend_connections_total",
+		"Connections the userspace proxy opened to a backend.", []string{"service_port", "traffic", "backend"}, nil)
+	descFailures = prometheus.NewDesc("portal_userspace_backend_failures_total",
+		"Failed connection attempts of the userspace proxy to a backend (refused, unreachable, timed out).", []string{"service_port", "traffic", "backend"}, nil)
+	descDropped = prometheus.NewDesc("portal_userspace_dropped_total",
+		"Clients the userspace proxy could not serve: no backend answered, or too many UDP sessions.", []string{"service_port", "traffic"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (d *Datapath) Describe(ch chan<- *prometheus.Desc) {
+	for _, desc := range []*prometheus.Desc{descActive, descTotal, descFailures, descDropped} {
+		ch <- desc
+	}
+}
+
+// Collect implements prometheus.Collector: the counters of every service
+// port's listeners, per backend (traffic "cluster" or "external").
+func (d *Datapath) Collect(ch chan<- prometheus.Metric) {
+	d.mu.Lock()
+	type one struct {
+		name, traffic string
+		stats         l4.Stats
+	}
+	var all []one
+	for name, p := range d.ports {
+		for _, l := range []struct {
+			traffic string
+			l       *listener
+		}{{"cluster", p.cluster}, {"external", p.external}} {
+			switch {
+			case l.l == nil:
+			case l.l.tcp != nil:
+				all = append(all, one{name, l.traffic, l.l.tcp.Stats()})
+			default:
+				all = append(all, one{name, l.traffic, l.l.udp.Stats()})
+			}
+		}
+	}
+	d.mu.Unlock()
+	for _, o := range all {
+		ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(o.stats.Dropped), o.name, o.traffic)
+		for _, b := range o.stats.Backends {
+			be := b.Addr.String()
+			ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(b.Active), o.name, o.traffic, be)
+			ch <- prometheus.MustNewConstMetric(descTotal, prometheus.CounterValue, float64(b.Total), o.name, o.traffic, be)
+			ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(b.Failures), o.name, o.traffic, be)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/knftables"
 
 	"github.com/portal-net/portal/internal/proxy/dataplane"
@@ -145,6 +146,31 @@ func TestDatapath(t *testing.T) {
 			if b.Addr == dead && (b.Failures == 0 || b.Total != 0) {
 				t.Errorf("dead backend: %+v, want failures and no connection", b)
 			}
+		}
+		// The same counters as metrics.
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(d)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		series := map[string]float64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, lp := range m.GetLabel() {
+					labels[lp.GetName()] = lp.GetValue()
+				}
+				if labels["service_port"] != "default/flaky:" {
+					continue
+				}
+				v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				series[mf.GetName()+" "+labels["backend"]] = v
+			}
+		}
+		if series["portal_userspace_backend_failures_total "+dead.String()] == 0 ||
+			series["portal_userspace_backend_connections_total "+ep("a").String()]+series["portal_userspace_backend_connections_total "+ep("c").String()] < 30 {
+			t.Errorf("metrics %v: want failures of %s and 30 connections to a and c", series, dead)
 		}
 	})
 	t.Run("session affinity pins a client", func(t *testing.T) {
