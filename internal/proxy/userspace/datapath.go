@@ -78,6 +78,9 @@ type Datapath struct {
 	ctx     context.Context // the proxies' lifetime
 	ports   map[string]*servicePort
 	sctpLog map[string]bool
+	// applied are the elements in the table after the last successful
+	// sync; nil: the next sync rewrites the table.
+	applied map[string]*knftables.Element
 }
 
 // servicePort is one service port's listeners and what they were built
@@ -118,13 +121,22 @@ func New(ctx context.Context, nft knftables.Interface, opts Options) (*Datapath,
 	return d, nil
 }
 
-// Sync implements dataplane.Interface. Every sync rewrites the table.
-func (d *Datapath) Sync(ctx context.Context, s dataplane.State) error { return d.FullSync(ctx, s) }
+// Sync implements dataplane.Interface: only changed elements are written.
+func (d *Datapath) Sync(ctx context.Context, s dataplane.State) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sync(ctx, s)
+}
 
-// FullSync implements dataplane.Interface.
+// FullSync implements dataplane.Interface: the table is rewritten.
 func (d *Datapath) FullSync(ctx context.Context, s dataplane.State) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.applied = nil
+	return d.sync(ctx, s)
+}
+
+func (d *Datapath) sync(ctx context.Context, s dataplane.State) error {
 	if d.ctx.Err() != nil {
 		return d.ctx.Err()
 	}
@@ -344,11 +356,49 @@ func (d *Datapath) ListenPort(servicePort string) uint16 {
 	return 0
 }
 
-// program rewrites the table's rules and elements for the current ports
-// in one transaction (the userspace mode serves a few hundred service
-// ports at most; there is no delta to save).
+// program brings the table in step with the current ports: the first time
+// (and after a failure) the whole table in one transaction, afterwards
+// only the elements that changed, so a new service costs a few lines of
+// nft, not a rewrite.
 func (d *Datapath) program(ctx context.Context, s dataplane.State) error {
+	want := d.elements(s)
 	tx := d.nft.NewTransaction()
+	if d.applied == nil {
+		structure(tx)
+		for _, name := range []string{"svc-ports", "node-ports"} {
+			tx.Flush(&knftables.Map{Name: name})
+		}
+		for _, name := range []string{"proxy-ports", "svc-keys", "service-cidrs", "node-ips"} {
+			tx.Flush(&knftables.Set{Name: name})
+		}
+		for _, k := range slices.Sorted(maps.Keys(want)) {
+			tx.Add(want[k])
+		}
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(d.applied)) {
+			if w, ok := want[k]; !ok || !slices.Equal(w.Value, d.applied[k].Value) {
+				tx.Delete(&knftables.Element{Set: d.applied[k].Set, Map: d.applied[k].Map, Key: d.applied[k].Key})
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(want)) {
+			if a, ok := d.applied[k]; !ok || !slices.Equal(a.Value, want[k].Value) {
+				tx.Add(want[k])
+			}
+		}
+		if tx.NumOperations() == 0 {
+			return nil
+		}
+	}
+	if err := d.nft.Run(ctx, tx); err != nil {
+		d.applied = nil // the next sync rewrites everything
+		return err
+	}
+	d.applied = want
+	return nil
+}
+
+// structure adds the table, its sets and maps, and rewrites its chains.
+func structure(tx *knftables.Transaction) {
 	tx.Add(&knftables.Table{})
 	tx.Add(&knftables.Map{Name: "svc-ports", Type: "ipv4_addr . inet_proto . inet_service : inet_service"})
 	tx.Add(&knftables.Map{Name: "node-ports", Type: "inet_proto . inet_service : inet_service"})
@@ -382,54 +432,54 @@ func (d *Datapath) program(ctx context.Context, s dataplane.State) error {
 	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: "ct status dnat accept"})
 	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: "meta l4proto tcp meta l4proto . tcp dport @proxy-ports reject with tcp reset"})
 	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: "meta l4proto udp meta l4proto . udp dport @proxy-ports reject"})
+}
 
-	for _, name := range []string{"svc-ports", "node-ports"} {
-		tx.Flush(&knftables.Map{Name: name})
-	}
-	for _, name := range []string{"proxy-ports", "svc-keys", "service-cidrs", "node-ips"} {
-		tx.Flush(&knftables.Set{Name: name})
+// elements are the set and map elements the current ports need, by a key
+// naming the container and the element's key.
+func (d *Datapath) elements(s dataplane.State) map[string]*knftables.Element {
+	out := map[string]*knftables.Element{}
+	add := func(e *knftables.Element) {
+		out[e.Set+e.Map+"|"+strings.Join(e.Key, " ")] = e
 	}
 	for _, c := range s.ServiceCIDRs {
 		if c.Addr().Is4() {
-			tx.Add(&knftables.Element{Set: "service-cidrs", Key: []string{c.Masked().String()}})
+			add(&knftables.Element{Set: "service-cidrs", Key: []string{c.Masked().String()}})
 		}
 	}
 	for _, ip := range s.NodeIPs {
 		if ip.Is4() && !ip.IsLoopback() {
-			tx.Add(&knftables.Element{Set: "node-ips", Key: []string{ip.String()}})
+			add(&knftables.Element{Set: "node-ips", Key: []string{ip.String()}})
 		}
 	}
-	nodePorts := map[string]bool{}
 	for _, name := range slices.Sorted(maps.Keys(d.ports)) {
 		p := d.ports[name]
 		proto := p.cluster.proto
 		port := strconv.Itoa(int(p.sp.Port))
-		tx.Add(&knftables.Element{Set: "proxy-ports", Key: []string{proto, strconv.Itoa(int(p.cluster.port))}})
+		add(&knftables.Element{Set: "proxy-ports", Key: []string{proto, strconv.Itoa(int(p.cluster.port))}})
 		for _, vip := range p.sp.VIPs {
-			tx.Add(&knftables.Element{Map: "svc-ports", Key: []string{vip.String(), proto, port}, Value: []string{strconv.Itoa(int(p.cluster.port))}})
-			tx.Add(&knftables.Element{Set: "svc-keys", Key: []string{vip.String(), proto, port}})
+			add(&knftables.Element{Map: "svc-ports", Key: []string{vip.String(), proto, port}, Value: []string{strconv.Itoa(int(p.cluster.port))}})
+			add(&knftables.Element{Set: "svc-keys", Key: []string{vip.String(), proto, port}})
 		}
 		if p.external == nil {
 			continue
 		}
 		ext := strconv.Itoa(int(p.external.port))
-		tx.Add(&knftables.Element{Set: "proxy-ports", Key: []string{proto, ext}})
+		add(&knftables.Element{Set: "proxy-ports", Key: []string{proto, ext}})
 		for _, ip := range slices.Concat(p.sp.External, p.sp.LoadBalancerIPs) {
 			if ip.Is4() {
-				tx.Add(&knftables.Element{Map: "svc-ports", Key: []string{ip.String(), proto, port}, Value: []string{ext}})
-				tx.Add(&knftables.Element{Set: "svc-keys", Key: []string{ip.String(), proto, port}})
+				add(&knftables.Element{Map: "svc-ports", Key: []string{ip.String(), proto, port}, Value: []string{ext}})
+				add(&knftables.Element{Set: "svc-keys", Key: []string{ip.String(), proto, port}})
 			}
 		}
 		if np := p.sp.NodePort; np != 0 {
-			k := proto + "/" + strconv.Itoa(int(np))
-			if nodePorts[k] {
+			k := "node-ports|" + proto + " " + strconv.Itoa(int(np))
+			if _, taken := out[k]; taken {
 				continue // two service ports on one node port: the API prevents it
 			}
-			nodePorts[k] = true
-			tx.Add(&knftables.Element{Map: "node-ports", Key: []string{proto, strconv.Itoa(int(np))}, Value: []string{ext}})
+			add(&knftables.Element{Map: "node-ports", Key: []string{proto, strconv.Itoa(int(np))}, Value: []string{ext}})
 		}
 	}
-	return d.nft.Run(ctx, tx)
+	return out
 }
 
 // Cleanup removes the userspace mode's table (when another mode takes

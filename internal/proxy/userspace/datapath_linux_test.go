@@ -3,6 +3,7 @@ package userspace_test
 import (
 	"context"
 	"net/netip"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -200,6 +201,21 @@ func TestDatapath(t *testing.T) {
 		if _, err := proxylab.Dial(l.Client, "", proxylab.NodeIP+":"+port, 2*time.Second); err == nil || !strings.Contains(err.Error(), "refused") {
 			t.Errorf("direct to the proxy port %s: %v, want refused", port, err)
 		}
+	})
+	t.Run("a full sync repairs what was changed behind the proxy's back", func(t *testing.T) {
+		if out, err := exec.Command("nft", "flush", "map", "ip", userspace.TableName, "svc-ports").CombinedOutput(); err != nil {
+			t.Fatalf("nft: %v %s", err, out)
+		}
+		if _, err := proxylab.Get(l.Pods["a"], "", "10.96.0.10:80"); err == nil {
+			t.Fatal("answered with the redirect map flushed")
+		}
+		if err := d.Sync(ctx, state()); err != nil { // nothing changed: nothing written
+			t.Fatal(err)
+		}
+		if err := d.FullSync(ctx, state()); err != nil {
+			t.Fatal(err)
+		}
+		get(t, l.Pods["a"], "10.96.0.10:80")
 	})
 	t.Run("a removed service is rejected, a changed one follows", func(t *testing.T) {
 		s := state()
