@@ -83,6 +83,9 @@ func trimSlice(s *discoveryv1.EndpointSlice, nodeName string) *trimmedSlice {
 		if e.Zone != nil {
 			ep.Zone = *e.Zone
 		}
+		if r := e.TargetRef; r != nil && r.Kind == "Pod" {
+			ep.Pod = r.Name
+		}
 		if e.Hints != nil && (len(e.Hints.ForZones) > 0 || len(e.Hints.ForNodes) > 0) {
 			h := &Hints{}
 			for _, z := range e.Hints.ForZones {

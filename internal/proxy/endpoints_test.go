@@ -105,6 +105,8 @@ func TestEndpointFields(t *testing.T) {
 		sliceEP{ip: "10.1.0.4", zoneHints: []string{"z2", "z1", "z1"}, nodeHints: []string{"n1"}},
 	)
 	s.Endpoints[0].Addresses = append(s.Endpoints[0].Addresses, "10.9.9.9") // only the first counts
+	s.Endpoints[0].TargetRef = &v1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-7d9f"}
+	s.Endpoints[1].TargetRef = &v1.ObjectReference{Kind: "Node", Name: "n2"} // not a pod: no Pod
 	// ready=false with serving unset: serving follows ready.
 	s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.1.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(false)}})
 	got := endpointsOf(t, s)[spn("web", "", v1.ProtocolTCP)]
@@ -112,7 +114,7 @@ func TestEndpointFields(t *testing.T) {
 	want := []Endpoint{
 		func() Endpoint {
 			e := ip("10.1.0.1")
-			e.Ready, e.Serving, e.NodeName, e.Zone, e.IsLocal = true, true, "n1", "z1", true
+			e.Ready, e.Serving, e.NodeName, e.Zone, e.IsLocal, e.Pod = true, true, "n1", "z1", true, "web-7d9f"
 			return e
 		}(),
 		func() Endpoint { e := ip("10.1.0.2"); e.NodeName, e.Zone = "n2", "z2"; return e }(),

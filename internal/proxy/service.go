@@ -1,18 +1,50 @@
 package proxy
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 )
 
-// AnnotationScheduler picks a service's scheduler in the userspace proxy
-// mode (rr, wrr, lc, wlc, dh, sh, sed, nq, random), overriding the
-// agent's --scheduler; the kernel modes ignore it.
-const AnnotationScheduler = "portal.dev/scheduler"
+// Annotations of the userspace proxy mode; the kernel modes ignore them.
+const (
+	// AnnotationScheduler picks a service's scheduler (rr, wrr, lc, wlc,
+	// dh, sh, sed, nq, random), overriding the agent's --scheduler.
+	AnnotationScheduler = "portal.dev/scheduler"
+	// AnnotationWeights gives pods of the service weights for wrr, wlc,
+	// sed, nq, dh and sh: "pod-a=3,pod-b=0" (0: no new connections);
+	// pods not named weigh 1.
+	AnnotationWeights = "portal.dev/weights"
+)
+
+// ParseWeights reads AnnotationWeights: comma-separated pod=weight pairs,
+// weights 0 to 65535.
+func ParseWeights(s string) (map[string]int, error) {
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		pod, w, ok := strings.Cut(part, "=")
+		pod = strings.TrimSpace(pod)
+		if !ok || pod == "" {
+			return nil, fmt.Errorf("%q: want pod=weight", part)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || n < 0 || n > 65535 {
+			return nil, fmt.Errorf("%q: weight must be 0 to 65535", part)
+		}
+		out[pod] = n
+	}
+	return out, nil
+}
 
 // Annotations that turn on EndpointSlice hints (kube-proxy's names).
 const (
@@ -117,6 +149,14 @@ func newServicePort(svc *v1.Service, name ServicePortName, p *v1.ServicePort, cl
 		sp.TrafficDistribution = *spec.TrafficDistribution
 	}
 	sp.Scheduler = svc.Annotations[AnnotationScheduler]
+	if v, ok := svc.Annotations[AnnotationWeights]; ok {
+		w, err := ParseWeights(v)
+		if err != nil {
+			klog.InfoS("Ignoring the service's weights annotation", "service", name.NamespacedName, "annotation", AnnotationWeights, "err", err)
+		} else if len(w) > 0 {
+			sp.Weights = w
+		}
+	}
 	sp.TopologyMode = svc.Annotations[AnnotationTopologyMode]
 	if sp.TopologyMode == "" {
 		sp.TopologyMode = svc.Annotations[AnnotationTopologyAwareHint]

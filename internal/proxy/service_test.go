@@ -62,6 +62,12 @@ func TestServicePorts(t *testing.T) {
 			sp.ClusterIPs = append(sp.ClusterIPs, netip.MustParseAddr("fd00::1"))
 			sp.ExternalIPs = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
 		}},
+		{"userspace scheduler and weights", svc("web", "10.0.0.1", tcp80, func(s *v1.Service) {
+			s.Annotations = map[string]string{AnnotationScheduler: "wrr", AnnotationWeights: "web-a=3, web-b=0"}
+		}), nil, func(sp *ServicePort) { sp.Scheduler, sp.Weights = "wrr", map[string]int{"web-a": 3, "web-b": 0} }},
+		{"invalid weights are ignored", svc("web", "10.0.0.1", tcp80, func(s *v1.Service) {
+			s.Annotations = map[string]string{AnnotationWeights: "web-a=heavy"}
+		}), nil, func(*ServicePort) {}},
 		{"affinity default timeout", svc("web", "10.0.0.1", tcp80, func(s *v1.Service) {
 			s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 		}), nil, func(sp *ServicePort) { sp.SessionAffinityClientIP, sp.StickyMaxAgeSeconds = true, 10800 }},
@@ -152,5 +158,33 @@ func TestServicePortsMultiPort(t *testing.T) {
 	}
 	if !got[spn("dns", "dns", v1.ProtocolUDP)].UsesUDPConntrack() || got[spn("dns", "dns-tcp", v1.ProtocolTCP)].UsesUDPConntrack() {
 		t.Error("UsesUDPConntrack wrong")
+	}
+}
+
+func TestParseWeights(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want map[string]int
+		err  string
+	}{
+		{"a=3,b=1", map[string]int{"a": 3, "b": 1}, ""},
+		{" a = 0 , ,b=65535 ", map[string]int{"a": 0, "b": 65535}, ""},
+		{"", map[string]int{}, ""},
+		{"a", nil, `"a": want pod=weight`},
+		{"=2", nil, `"=2": want pod=weight`},
+		{"a=-1", nil, `"a=-1": weight must be 0 to 65535`},
+		{"a=65536", nil, `"a=65536": weight must be 0 to 65535`},
+		{"a=x", nil, `"a=x": weight must be 0 to 65535`},
+	} {
+		got, err := ParseWeights(tc.in)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: err %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %v, %v; want %v", tc.in, got, err, tc.want)
+		}
 	}
 }

@@ -75,6 +75,9 @@ type ServicePort struct {
 	TopologyMode string
 	// Scheduler is the portal.dev/scheduler annotation ("" when unset).
 	Scheduler string
+	// Weights are the portal.dev/weights annotation's pod weights (nil
+	// when unset: every endpoint weighs 1).
+	Weights map[string]int
 }
 
 // UsesUDPConntrack reports whether stale conntrack entries of this port
@@ -96,6 +99,9 @@ type Endpoint struct {
 	Terminating bool
 	NodeName    string
 	Zone        string
+	// Pod is the name of the pod behind the endpoint (targetRef), for
+	// the userspace mode's portal.dev/weights; "" for other targets.
+	Pod string
 	// Hints are the slice's hints; nil when the endpoint has none (most
 	// have none: a pointer keeps 100,000 endpoints small).
 	Hints *Hints

@@ -6,6 +6,7 @@ package dataplane
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -104,6 +105,9 @@ type ServicePort struct {
 	// (the portal.dev/scheduler annotation); "" means the proxy's default.
 	// The kernel modes pick at random.
 	Scheduler string
+	// Weights are the userspace mode's endpoint weights (the
+	// portal.dev/weights annotation); an endpoint not in it weighs 1.
+	Weights map[netip.AddrPort]int
 }
 
 // DefaultAffinityTimeout is sessionAffinityConfig.clientIP.timeoutSeconds'
@@ -145,7 +149,7 @@ func sameSlice(a, b []netip.AddrPort) bool {
 func (sp *ServicePort) Equal(o *ServicePort) bool {
 	return sp.Name == o.Name && sp.Protocol == o.Protocol && sp.Port == o.Port && sp.NodePort == o.NodePort &&
 		sp.ExternalLocal == o.ExternalLocal && sp.ClusterDrop == o.ClusterDrop && sp.ExternalDrop == o.ExternalDrop &&
-		sp.Affinity == o.Affinity && sp.AffinityTimeout == o.AffinityTimeout && sp.Scheduler == o.Scheduler &&
+		sp.Affinity == o.Affinity && sp.AffinityTimeout == o.AffinityTimeout && sp.Scheduler == o.Scheduler && maps.Equal(sp.Weights, o.Weights) &&
 		slices.Equal(sp.VIPs, o.VIPs) && slices.Equal(sp.External, o.External) &&
 		slices.Equal(sp.LoadBalancerIPs, o.LoadBalancerIPs) && slices.Equal(sp.SourceRanges, o.SourceRanges) &&
 		slices.Equal(sp.Endpoints, o.Endpoints) && slices.Equal(sp.ExternalEndpoints, o.ExternalEndpoints)

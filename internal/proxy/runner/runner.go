@@ -367,6 +367,18 @@ func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.En
 	if out.ExternalEndpoints = addrPorts(sel.External); slices.Equal(out.ExternalEndpoints, out.Endpoints) {
 		out.ExternalEndpoints = out.Endpoints
 	}
+	if sp.Weights != nil {
+		for _, eps := range [][]proxy.Endpoint{sel.Cluster, sel.External} {
+			for _, ep := range eps {
+				if w, ok := sp.Weights[ep.Pod]; ok && ep.Pod != "" {
+					if out.Weights == nil {
+						out.Weights = map[netip.AddrPort]int{}
+					}
+					out.Weights[ep.AddrPort()] = w
+				}
+			}
+		}
+	}
 	for _, ip := range sp.ClusterIPs {
 		if ip.Is4() {
 			out.VIPs = append(out.VIPs, ip)

@@ -292,3 +292,31 @@ func TestRunnerWithEndpointSliceFeed(t *testing.T) {
 	}
 	waitState(t, rec, "the slice deleted", func(s dataplane.State) bool { return endpoints(s, "web") == 0 && endpoints(s, "api") == 0 })
 }
+
+// The portal.dev/weights annotation reaches the datapath as weights of the
+// endpoints whose targetRef is a named pod; other endpoints weigh 1 (are
+// not in the map).
+func TestWeightsAnnotationReachesDatapath(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	web := service("web", "10.96.0.10", v1.ProtocolTCP, 80)
+	web.Annotations = map[string]string{"portal.dev/scheduler": "wrr", "portal.dev/weights": "web-a=3,web-c=0,gone=9"}
+	sl := slice("web", v1.ProtocolTCP, 8080, "10.42.0.2", "10.42.0.3", "10.42.0.4")
+	for i, pod := range []string{"web-a", "web-b", "web-c"} {
+		sl.Endpoints[i].TargetRef = &v1.ObjectReference{Kind: "Pod", Namespace: "default", Name: pod}
+	}
+	cs := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}, web, sl)
+	f := informers.NewSharedInformerFactory(cs, 0)
+	rec := &recorder{}
+	r, err := New(Config{NodeName: "node-1", SyncPeriod: time.Hour, ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), Datapath: rec, Conntrack: conntrack.NewFake()}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx.Done())
+	go r.Run(ctx)
+	s := waitState(t, rec, "web with three endpoints", func(s dataplane.State) bool { return len(s.Services) == 1 && len(s.Services[0].Endpoints) == 3 })
+	want := map[netip.AddrPort]int{netip.MustParseAddrPort("10.42.0.2:8080"): 3, netip.MustParseAddrPort("10.42.0.4:8080"): 0}
+	if sp := s.Services[0]; sp.Scheduler != "wrr" || !reflect.DeepEqual(sp.Weights, want) {
+		t.Errorf("scheduler %q weights %v, want wrr %v", sp.Scheduler, sp.Weights, want)
+	}
+}

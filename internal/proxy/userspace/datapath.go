@@ -192,7 +192,7 @@ func (d *Datapath) apply(sp *dataplane.ServicePort) error {
 		}
 	}
 	var err error
-	if p.cluster, err = d.ensure(p.cluster, proto, name, timeout, sp.Endpoints); err != nil {
+	if p.cluster, err = d.ensure(p.cluster, proto, name, timeout, sp.Endpoints, sp.Weights); err != nil {
 		return err
 	}
 	if sp.NodePort != 0 || len(sp.External) > 0 || len(sp.LoadBalancerIPs) > 0 {
@@ -200,7 +200,7 @@ func (d *Datapath) apply(sp *dataplane.ServicePort) error {
 		if eps == nil {
 			eps = sp.Endpoints
 		}
-		if p.external, err = d.ensure(p.external, proto, name, timeout, eps); err != nil {
+		if p.external, err = d.ensure(p.external, proto, name, timeout, eps, sp.Weights); err != nil {
 			return err
 		}
 	} else if p.external != nil {
@@ -213,7 +213,7 @@ func (d *Datapath) apply(sp *dataplane.ServicePort) error {
 
 // ensure returns l updated to eps, or a new listener when there is none
 // or its protocol, scheduler or affinity changed (the old one retires).
-func (d *Datapath) ensure(l *listener, proto, schedName string, affinity time.Duration, eps []netip.AddrPort) (*listener, error) {
+func (d *Datapath) ensure(l *listener, proto, schedName string, affinity time.Duration, eps []netip.AddrPort, weights map[netip.AddrPort]int) (*listener, error) {
 	if l != nil && (l.proto != proto || l.sched != schedName || l.timeout != affinity) {
 		d.retireListener(l)
 		l = nil
@@ -226,7 +226,11 @@ func (d *Datapath) ensure(l *listener, proto, schedName string, affinity time.Du
 	}
 	backends := make([]sched.Backend, len(eps))
 	for i, ep := range eps {
-		backends[i] = sched.Backend{Addr: ep, Weight: sched.DefaultWeight}
+		w, ok := weights[ep]
+		if !ok {
+			w = sched.DefaultWeight
+		}
+		backends[i] = sched.Backend{Addr: ep, Weight: w}
 	}
 	if l.tcp != nil {
 		l.tcp.SetBackends(backends)

@@ -70,6 +70,8 @@ func TestDatapath(t *testing.T) {
 					Endpoints: []netip.AddrPort{ep("a"), ep("b"), ep("c")}, Affinity: true, AffinityTimeout: time.Hour},
 				{Name: "default/hashed:", VIPs: vip("10.96.0.13"), Protocol: "tcp", Port: 80, Scheduler: "sh",
 					Endpoints: []netip.AddrPort{ep("a"), ep("b"), ep("c")}},
+				{Name: "default/weighted:", VIPs: vip("10.96.0.14"), Protocol: "tcp", Port: 80, Scheduler: "wrr",
+					Endpoints: []netip.AddrPort{ep("a"), ep("b"), ep("c")}, Weights: map[netip.AddrPort]int{ep("a"): 3, ep("c"): 0}},
 			}, extra...),
 		}
 	}
@@ -184,6 +186,11 @@ func TestDatapath(t *testing.T) {
 			if got := count(t, ns, "10.96.0.13:80", 4); len(got) != 1 {
 				t.Errorf("from %s: %v, want one pod", ns, got)
 			}
+		}
+	})
+	t.Run("wrr with weights a=3, b=1 (default), c=0", func(t *testing.T) {
+		if got := count(t, l.Pods["b"], "10.96.0.14:80", 8); got["a"] != 6 || got["b"] != 2 || got["c"] != 0 {
+			t.Errorf("8 requests: %v, want a 6, b 2, c none", got)
 		}
 	})
 	t.Run("unallocated service address rejected at once", func(t *testing.T) {
