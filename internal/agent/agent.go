@@ -190,7 +190,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// (other nodes' pods through the pod routes), the node's outside
 	// network does not, so the forwarder is no open resolver there.
 	gw, _ := netip.AddrFromSlice(cidr.IP.To4())
-	if err := a.startDNS(ctx, informerSources(inf, slices), gw.Next()); err != nil {
+	if err := a.startDNS(ctx, informerSources(inf, slices, a.cfg.DNS && a.cfg.DNSAutopath), gw.Next()); err != nil {
 		return fmt.Errorf("cluster DNS: %w", err)
 	}
 	podInf.Start(ctx.Done())

@@ -48,14 +48,18 @@ type dnsSources struct {
 
 // informerSources feed the DNS records from the agent's shared informers
 // (the caller starts f) and its EndpointSlice feed, which the service proxy
-// reads too.
-func informerSources(f informers.SharedInformerFactory, slices feed.Source) dnsSources {
-	return dnsSources{
+// reads too. The cluster-wide Pod informer is only made when pods is set
+// (--dns-autopath): asking the factory for it would start it.
+func informerSources(f informers.SharedInformerFactory, slices feed.Source, pods bool) dnsSources {
+	src := dnsSources{
 		services:   feed.FromInformer(f.Core().V1().Services().Informer()),
 		slices:     slices,
 		namespaces: feed.FromInformer(f.Core().V1().Namespaces().Informer()),
-		pods:       feed.FromInformer(f.Core().V1().Pods().Informer()),
 	}
+	if pods {
+		src.pods = feed.FromInformer(f.Core().V1().Pods().Informer())
+	}
+	return src
 }
 
 // startDNS feeds the DNS records from src (the caller starts the sources)
