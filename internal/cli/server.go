@@ -44,6 +44,7 @@ func bindServerFlags(fs *pflag.FlagSet, c *config.Server) {
 func bindControllerFlags(fs *pflag.FlagSet, c *config.Controllers) {
 	fs.StringVar(&c.ClusterCIDR, "cluster-cidr", c.ClusterCIDR, "Range of pod IPs, split into one pod CIDR per node")
 	fs.IntVar(&c.NodeCIDRMaskSize, "node-cidr-mask-size", c.NodeCIDRMaskSize, "Prefix length of each node's pod CIDR")
+	fs.StringSliceVar(&c.LBPool, "lb-pool", c.LBPool, "Addresses LoadBalancer services get (status.loadBalancer.ingress): CIDRs or first-last ranges, comma-separated; empty: they stay pending")
 	fs.BoolVar(&c.Disabled, "disable-controllers", c.Disabled, "Run the API only: no controller manager and no scheduler")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", c.LeaderElect, "Elect one active controller manager among servers sharing etcd (Lease kube-system/<--leader-elect-lease-name>)")
 	fs.StringVar(&c.LeaseName, "leader-elect-lease-name", c.LeaseName, "Name of the leader-election Lease in kube-system")

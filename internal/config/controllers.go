@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/portal-net/portal/internal/lb/ipam"
 )
 
 // Controllers configures the controller manager and scheduler that run
@@ -36,6 +38,11 @@ type Controllers struct {
 	// ClusterCIDR is divided into per-node pod CIDRs of NodeCIDRMaskSize.
 	ClusterCIDR      string
 	NodeCIDRMaskSize int
+
+	// LBPool are the address ranges of the default LoadBalancer pool
+	// (CIDRs or first-last ranges); empty: LoadBalancer services stay
+	// pending, as in a cluster without a cloud.
+	LBPool []string
 
 	// NodeMonitorGracePeriod: a node whose Lease/heartbeat is older is
 	// marked NotReady (Unknown).
@@ -79,6 +86,9 @@ func (c *Controllers) Validate() error {
 		errs = append(errs, fmt.Errorf("--cluster-cidr: %w", err))
 	} else if ones, bits := n.Mask.Size(); c.NodeCIDRMaskSize < ones || c.NodeCIDRMaskSize > bits {
 		errs = append(errs, fmt.Errorf("--node-cidr-mask-size %d does not fit --cluster-cidr %s", c.NodeCIDRMaskSize, c.ClusterCIDR))
+	}
+	if _, err := ipam.ParseRanges(c.LBPool...); err != nil {
+		errs = append(errs, fmt.Errorf("--lb-pool: %w", err))
 	}
 	if c.NodeMonitorGracePeriod <= c.NodeMonitorPeriod {
 		errs = append(errs, errors.New("--node-monitor-grace-period must exceed --node-monitor-period"))

@@ -9,11 +9,13 @@ import (
 	"github.com/portal-net/portal/internal/controller/endpointslice"
 	"github.com/portal-net/portal/internal/controller/endpointslicemirroring"
 	"github.com/portal-net/portal/internal/controller/garbagecollector"
+	"github.com/portal-net/portal/internal/controller/loadbalancer"
 	"github.com/portal-net/portal/internal/controller/namespace"
 	"github.com/portal-net/portal/internal/controller/nodeipam"
 	"github.com/portal-net/portal/internal/controller/nodelifecycle"
 	"github.com/portal-net/portal/internal/controller/replicaset"
 	"github.com/portal-net/portal/internal/controller/statefulset"
+	"github.com/portal-net/portal/internal/lb/ipam"
 	"github.com/portal-net/portal/internal/scheduler"
 )
 
@@ -83,6 +85,21 @@ var descriptors = []descriptor{
 			NodeStartupGracePeriod: c.Config.NodeStartupGracePeriod,
 		})
 		return workers(ctl.Run, c.Config.Workers)
+	}},
+	{name: "loadbalancer", start: func(c *Context) func(context.Context) {
+		var pools []ipam.Pool
+		if len(c.Config.LBPool) > 0 {
+			ranges, err := ipam.ParseRanges(c.Config.LBPool...)
+			if err != nil { // validated with the flags
+				panic(err)
+			}
+			pools = append(pools, ipam.Pool{Name: "default", Ranges: ranges})
+		}
+		ctl, err := loadbalancer.New(c.Client, c.Informers, c.Recorder("portal-lb-controller"), loadbalancer.Options{Pools: pools})
+		if err != nil {
+			panic(err)
+		}
+		return workers(ctl.Run, 1)
 	}},
 	// The scheduler's events come from "default-scheduler", as
 	// kube-scheduler's do; it runs one worker so that its view of node usage
