@@ -21,7 +21,7 @@ LDFLAGS := -s -w \
 	-X k8s.io/client-go/pkg/version.gitMinor=37 \
 	-X github.com/portal-net/portal/internal/version.Version=$(PORTAL_VERSION)
 # Packages whose code runs goroutines concurrently: tested with -race.
-RACE_PKGS := ./internal/allocator/... ./internal/storage/... ./internal/registry/... ./internal/printers/... ./internal/apiserver/... ./internal/controller/... ./internal/controllermanager/... ./internal/scheduler/... ./internal/apitest/... ./internal/agent/... ./internal/podruntime/... ./internal/shimcmd/... ./internal/sys/conntrack/... ./internal/proxy ./internal/proxy/runner ./internal/proxy/healthcheck ./internal/proxy/topologykeys ./internal/proxy/nftables ./internal/proxy/iptables ./internal/dns/... ./internal/feed ./internal/proxy/userspace/... ./bench/proxy ./bench/dns
+RACE_PKGS := ./internal/allocator/... ./internal/storage/... ./internal/registry/... ./internal/printers/... ./internal/apiserver/... ./internal/controller/... ./internal/controllermanager/... ./internal/scheduler/... ./internal/apitest/... ./internal/agent/... ./internal/podruntime/... ./internal/shimcmd/... ./internal/sys/conntrack/... ./internal/proxy ./internal/proxy/runner ./internal/proxy/healthcheck ./internal/proxy/topologykeys ./internal/proxy/nftables ./internal/proxy/iptables ./internal/dns/... ./internal/feed ./internal/proxy/userspace/... ./internal/lb/... ./internal/controller/loadbalancer ./bench/proxy ./bench/dns
 
 .PHONY: all build run test unit e2e deps vet fmt bench generate clean
 
