@@ -223,6 +223,18 @@ func startTCP(t *testing.T, cfg TCPConfig, backends []sched.Backend) *TCPProxy {
 		ln.Close()
 		t.Fatal(err)
 	}
+	serve(t, p, backends)
+	return p
+}
+
+// serve gives p its backends and serves it until the test ends, then
+// closes it and checks that both Close and Serve were clean.
+func serve(t *testing.T, p interface {
+	SetBackends([]sched.Backend)
+	Serve(context.Context) error
+	Close() error
+}, backends []sched.Backend) {
+	t.Helper()
 	p.SetBackends(backends)
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(context.Background()) }()
@@ -234,7 +246,6 @@ func startTCP(t *testing.T, cfg TCPConfig, backends []sched.Backend) *TCPProxy {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return p
 }
 
 // ask opens a connection to addr, sends one line and returns the name of

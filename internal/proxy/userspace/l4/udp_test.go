@@ -1,7 +1,6 @@
 package l4
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"strings"
@@ -54,17 +53,7 @@ func startUDP(t *testing.T, cfg UDPConfig, backends []sched.Backend) *UDPProxy {
 		pc.Close()
 		t.Fatal(err)
 	}
-	p.SetBackends(backends)
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(context.Background()) }()
-	t.Cleanup(func() {
-		if err := p.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	serve(t, p, backends)
 	return p
 }
 
