@@ -3,7 +3,6 @@ package dns
 import (
 	"errors"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -238,19 +237,4 @@ func (c *wireCache) put(pkt, wire []byte, gen uint64, o outcome) {
 		}
 	}
 	c.entries[string(pkt[2:])] = e
-}
-
-func (c *wireCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
-
-// udpAddrPort is addr's address and port, IPv4 unmapped.
-func udpAddrPort(a net.Addr) netip.AddrPort {
-	if ua, ok := a.(*net.UDPAddr); ok {
-		ap := ua.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	return netip.AddrPort{}
 }

@@ -97,9 +97,16 @@ type listener struct {
 	proto   string // tcp|udp
 	sched   string
 	timeout time.Duration
-	tcp     *l4.TCPProxy
-	udp     *l4.UDPProxy
+	proxy   l4Proxy
+	tcp     *l4.TCPProxy // proxy, when TCP: only TCP has a graceful Shutdown
 	stop    context.CancelFunc
+}
+
+// l4Proxy is what the TCP and UDP proxies share.
+type l4Proxy interface {
+	SetBackends([]sched.Backend)
+	Stats() l4.Stats
+	Close() error
 }
 
 // New returns the userspace datapath; its proxies live until ctx ends.
@@ -232,11 +239,7 @@ func (d *Datapath) ensure(l *listener, proto, schedName string, affinity time.Du
 		}
 		backends[i] = sched.Backend{Addr: ep, Weight: w}
 	}
-	if l.tcp != nil {
-		l.tcp.SetBackends(backends)
-	} else {
-		l.udp.SetBackends(backends)
-	}
+	l.proxy.SetBackends(backends)
 	return l, nil
 }
 
@@ -261,7 +264,7 @@ func (d *Datapath) listen(proto, schedName string, affinity time.Duration) (*lis
 			stop()
 			return nil, err
 		}
-		l.port = uint16(ln.Addr().(*net.TCPAddr).Port)
+		l.port, l.proxy = uint16(ln.Addr().(*net.TCPAddr).Port), l.tcp
 		go func() { _ = l.tcp.Serve(ctx) }()
 	case "udp":
 		pc, err := net.ListenPacket("udp4", addr)
@@ -269,13 +272,14 @@ func (d *Datapath) listen(proto, schedName string, affinity time.Duration) (*lis
 			stop()
 			return nil, err
 		}
-		if l.udp, err = l4.NewUDPProxy(pc, l4.UDPConfig{Config: cfg}); err != nil {
+		udp, err := l4.NewUDPProxy(pc, l4.UDPConfig{Config: cfg})
+		if err != nil {
 			pc.Close()
 			stop()
 			return nil, err
 		}
-		l.port = uint16(pc.LocalAddr().(*net.UDPAddr).Port)
-		go func() { _ = l.udp.Serve(ctx) }()
+		l.port, l.proxy = uint16(pc.LocalAddr().(*net.UDPAddr).Port), udp
+		go func() { _ = udp.Serve(ctx) }()
 	default:
 		stop()
 		return nil, fmt.Errorf("protocol %q", proto)
@@ -304,7 +308,7 @@ func (d *Datapath) retireListener(l *listener) {
 		}()
 		return
 	}
-	_ = l.udp.Close()
+	_ = l.proxy.Close()
 	l.stop()
 }
 
@@ -312,17 +316,10 @@ func (d *Datapath) closeAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for name, p := range d.ports {
-		if p.cluster != nil && p.cluster.tcp != nil {
-			_ = p.cluster.tcp.Close()
-		}
-		if p.external != nil && p.external.tcp != nil {
-			_ = p.external.tcp.Close()
-		}
-		if p.cluster != nil && p.cluster.udp != nil {
-			_ = p.cluster.udp.Close()
-		}
-		if p.external != nil && p.external.udp != nil {
-			_ = p.external.udp.Close()
+		for _, l := range []*listener{p.cluster, p.external} {
+			if l != nil {
+				_ = l.proxy.Close()
+			}
 		}
 		delete(d.ports, name)
 	}
@@ -339,12 +336,8 @@ func (d *Datapath) Stats(servicePort string) []l4.Stats {
 	}
 	var out []l4.Stats
 	for _, l := range []*listener{p.cluster, p.external} {
-		switch {
-		case l == nil:
-		case l.tcp != nil:
-			out = append(out, l.tcp.Stats())
-		default:
-			out = append(out, l.udp.Stats())
+		if l != nil {
+			out = append(out, l.proxy.Stats())
 		}
 	}
 	return out
@@ -556,12 +549,8 @@ func (d *Datapath) Collect(ch chan<- prometheus.Metric) {
 			traffic string
 			l       *listener
 		}{{"cluster", p.cluster}, {"external", p.external}} {
-			switch {
-			case l.l == nil:
-			case l.l.tcp != nil:
-				all = append(all, one{name, l.traffic, l.l.tcp.Stats()})
-			default:
-				all = append(all, one{name, l.traffic, l.l.udp.Stats()})
+			if l.l != nil {
+				all = append(all, one{name, l.traffic, l.l.proxy.Stats()})
 			}
 		}
 	}
