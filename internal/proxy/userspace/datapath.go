@@ -178,6 +178,9 @@ func (d *Datapath) sync(ctx context.Context, s dataplane.State) error {
 // apply makes one service port's listeners match sp.
 func (d *Datapath) apply(sp *dataplane.ServicePort) error {
 	p := d.ports[sp.Name]
+	if p != nil && p.cluster != nil && p.sp.Equal(sp) {
+		return nil // as applied: no scheduler update, no log again
+	}
 	if p == nil {
 		p = &servicePort{}
 		d.ports[sp.Name] = p
