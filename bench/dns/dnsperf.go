@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/portal-net/portal/internal/testutil/portalproc"
 )
 
 // perfResult is what dnsperf reports of one run.
@@ -26,7 +28,7 @@ type perfResult struct {
 // of qs (each "name TYPE" line once, dnsperf cycles through them), clients
 // sockets and at most outstanding queries in flight, in one thread.
 func runDNSPerf(ctx context.Context, bin, dir, addr string, qs []question, clients, outstanding int, dur, timeout time.Duration) (perfResult, error) {
-	host, port, err := splitAddr(addr)
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return perfResult{}, err
 	}
@@ -52,22 +54,9 @@ func runDNSPerf(ctx context.Context, bin, dir, addr string, qs []question, clien
 		"-t", strconv.Itoa(max(1, int(timeout.Seconds()))))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return perfResult{}, fmt.Errorf("dnsperf: %w\n%s", err, lastLines(string(out), 5))
+		return perfResult{}, fmt.Errorf("dnsperf: %w\n%s", err, portalproc.LastLines(string(out), 5))
 	}
 	return parseDNSPerf(string(out))
-}
-
-func splitAddr(addr string) (string, string, error) {
-	i := strings.LastIndexByte(addr, ':')
-	if i < 0 {
-		return "", "", fmt.Errorf("address %q without port", addr)
-	}
-	return strings.Trim(addr[:i], "[]"), addr[i+1:], nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // parseDNSPerf reads dnsperf 2.x's statistics block.
@@ -121,7 +110,7 @@ func parseDNSPerf(out string) (perfResult, error) {
 		}
 	}
 	if seen < 3 {
-		return r, fmt.Errorf("no statistics in dnsperf's output:\n%s", lastLines(out, 5))
+		return r, fmt.Errorf("no statistics in dnsperf's output:\n%s", portalproc.LastLines(out, 5))
 	}
 	return r, nil
 }
