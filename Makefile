@@ -81,10 +81,12 @@ bench-compare: build
 	hack/bench.sh proxy -kube-proxy $(BIN)/kube-proxy $(BENCH_FLAGS)
 
 generate:
+	$(GO) run k8s.io/code-generator/cmd/deepcopy-gen@v0.37.2 --output-file zz_generated.deepcopy.go \
+	  --go-header-file hack/boilerplate.go.txt ./internal/api/portal/v1
 	$(GO) run k8s.io/kube-openapi/cmd/openapi-gen@v0.0.0-20260721132016-d427ff9ee9ad --output-dir internal/apiserver/openapi \
 	  --output-pkg github.com/portal-net/portal/internal/apiserver/openapi --output-file zz_generated.openapi.go \
 	  --go-header-file hack/boilerplate.go.txt --report-filename /dev/null \
-	  k8s.io/api/core/v1 k8s.io/api/apps/v1 k8s.io/api/discovery/v1 k8s.io/api/coordination/v1 \
+	  ./internal/api/portal/v1 k8s.io/api/core/v1 k8s.io/api/apps/v1 k8s.io/api/discovery/v1 k8s.io/api/coordination/v1 \
 	  k8s.io/api/networking/v1 k8s.io/api/autoscaling/v1 k8s.io/api/policy/v1 \
 	  k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime \
 	  k8s.io/apimachinery/pkg/util/intstr k8s.io/apimachinery/pkg/api/resource k8s.io/apimachinery/pkg/version

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 
+	portalv1 "github.com/portal-net/portal/internal/api/portal/v1"
 	"github.com/portal-net/portal/internal/api/validation"
 	"github.com/portal-net/portal/internal/config"
 	"github.com/portal-net/portal/internal/printers"
@@ -119,6 +120,12 @@ func simpleKinds() []*registry.Kind {
 			New: newFn[appsv1.DaemonSet](), NewList: newFn[appsv1.DaemonSetList](),
 			ShortNames: []string{"ds"}, Categories: []string{"all"}, HasStatus: true,
 			Validate: typed(validation.ValidateDaemonSet), Table: table("apps", "daemonsets")},
+		{GVK: portalv1.SchemeGroupVersion.WithKind("AddressPool"), Resource: "addresspools", Singular: "addresspool",
+			New: newFn[portalv1.AddressPool](), NewList: newFn[portalv1.AddressPoolList](), ShortNames: []string{"pool"},
+			HasStatus: true, Validate: typed(validation.ValidateAddressPool),
+			ValidateUpdate:       typedUpdate(validation.ValidateAddressPoolUpdate),
+			ValidateStatusUpdate: typedUpdate(validation.ValidateAddressPoolStatusUpdate),
+			Table:                table("portal.dev", "addresspools")},
 		{GVK: apps.WithKind("ControllerRevision"), Resource: "controllerrevisions", Singular: "controllerrevision", Namespaced: true,
 			New: newFn[appsv1.ControllerRevision](), NewList: newFn[appsv1.ControllerRevisionList](),
 			Table: table("apps", "controllerrevisions")},

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 
 	"github.com/portal-net/portal/internal/api/core"
+	portalv1 "github.com/portal-net/portal/internal/api/portal/v1"
 	"github.com/portal-net/portal/internal/registry"
 	"github.com/portal-net/portal/internal/registry/pod"
 )
@@ -45,6 +46,7 @@ var servedGroupVersions = []struct {
 	{networkingv1.SchemeGroupVersion, networkingv1.AddToScheme},
 	{autoscalingv1.SchemeGroupVersion, autoscalingv1.AddToScheme},
 	{policyv1.SchemeGroupVersion, policyv1.AddToScheme},
+	{portalv1.SchemeGroupVersion, portalv1.AddToScheme},
 }
 
 // replacedTypes are kinds portal serves with its own Go type (see package core).

@@ -3,6 +3,8 @@ package controllermanager
 import (
 	"context"
 
+	poolclient "github.com/portal-net/portal/internal/api/portal/client"
+
 	"github.com/portal-net/portal/internal/controller/daemonset"
 	"github.com/portal-net/portal/internal/controller/deployment"
 	"github.com/portal-net/portal/internal/controller/endpoints"
@@ -15,7 +17,6 @@ import (
 	"github.com/portal-net/portal/internal/controller/nodelifecycle"
 	"github.com/portal-net/portal/internal/controller/replicaset"
 	"github.com/portal-net/portal/internal/controller/statefulset"
-	"github.com/portal-net/portal/internal/lb/ipam"
 	"github.com/portal-net/portal/internal/scheduler"
 )
 
@@ -87,16 +88,12 @@ var descriptors = []descriptor{
 		return workers(ctl.Run, c.Config.Workers)
 	}},
 	{name: "loadbalancer", start: func(c *Context) func(context.Context) {
-		var pools []ipam.Pool
-		if len(c.Config.LBPool) > 0 {
-			ranges, err := ipam.ParseRanges(c.Config.LBPool...)
-			if err != nil { // validated with the flags
-				panic(err)
-			}
-			pools = append(pools, ipam.Pool{Name: "default", Ranges: ranges})
-		}
-		ctl, err := loadbalancer.New(c.Client, c.Informers, c.Recorder("portal-lb-controller"), loadbalancer.Options{Pools: pools})
+		pools, err := poolclient.NewForConfig(c.REST)
 		if err != nil {
+			panic(err)
+		}
+		ctl, err := loadbalancer.New(c.Client, pools, c.Informers, c.Recorder("portal-lb-controller"), loadbalancer.Options{DefaultPool: c.Config.LBPool})
+		if err != nil { // --lb-pool is validated with the flags
 			panic(err)
 		}
 		return workers(ctl.Run, 1)

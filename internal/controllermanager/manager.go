@@ -160,6 +160,8 @@ type Context struct {
 	Metadata  metadata.Interface
 	Informers informers.SharedInformerFactory
 	Config    config.Controllers
+	// REST is the client configuration, for clients of portal's own kinds.
+	REST *rest.Config
 
 	broadcaster record.EventBroadcaster
 }
@@ -181,6 +183,7 @@ func (m *Manager) newContext(ctx context.Context) (*Context, error) {
 		Metadata:    md,
 		Informers:   informers.NewSharedInformerFactoryWithOptions(m.client, 0, informers.WithTransform(dropManagedFields)),
 		Config:      m.cfg,
+		REST:        m.rest,
 		broadcaster: b,
 	}, nil
 }

@@ -1,8 +1,12 @@
 package printers
 
 import (
+	"math"
+
 	"testing"
 	"time"
+
+	portalv1 "github.com/portal-net/portal/internal/api/portal/v1"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -94,4 +98,20 @@ func TestIPAddressRows(t *testing.T) {
 			assertCells(t, cells(t, IPAddressTable(), tt.obj), []interface{}{"10.96.0.1", tt.want, "7m"})
 		})
 	}
+}
+
+func TestAddressPoolRows(t *testing.T) {
+	assertColumns(t, AddressPoolTable(), []col{{"Name", 0}, {"Addresses", 0}, {"Auto Assign", 0}, {"Assigned", 0}, {"Available", 0},
+		{"Namespace Selector", 1}, {"Service Selector", 1}, {"Age", 0}})
+	no := false
+	p := &portalv1.AddressPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "default", CreationTimestamp: ago(5 * time.Minute)},
+		Spec:       portalv1.AddressPoolSpec{Addresses: []string{"192.0.2.192/27"}},
+		Status:     portalv1.AddressPoolStatus{Assigned: 2, AvailableIPv4: 28},
+	}
+	assertCells(t, cells(t, AddressPoolTable(), p), []interface{}{"default", "192.0.2.192/27", "true", int64(2), "28", "<all>", "<all>", "5m"})
+	p.Spec = portalv1.AddressPoolSpec{Addresses: []string{"192.0.2.10-192.0.2.20", "2001:db8::/64"}, AutoAssign: &no,
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "blue"}}}
+	p.Status = portalv1.AddressPoolStatus{AvailableIPv4: 11, AvailableIPv6: math.MaxInt64}
+	assertCells(t, cells(t, AddressPoolTable(), p), []interface{}{"default", "192.0.2.10-192.0.2.20,2001:db8::/64", "false", int64(0), "11+many", "team=blue", "<all>", "5m"})
 }

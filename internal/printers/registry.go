@@ -38,6 +38,8 @@ var tables = map[schema.GroupResource]func() *TableConvertor{
 	{Group: "networking.k8s.io", Resource: "networkpolicies"}:    NetworkPolicyTable,
 	{Group: "policy", Resource: "poddisruptionbudgets"}:          PodDisruptionBudgetTable,
 	{Group: "autoscaling", Resource: "horizontalpodautoscalers"}: HorizontalPodAutoscalerTable,
+
+	{Group: "portal.dev", Resource: "addresspools"}: AddressPoolTable,
 }
 
 // For returns a fresh convertor for a resource, e.g.

@@ -81,4 +81,44 @@ spec:
 	if out := s.mustKubectl("get", "svc", "lb-outside"); !strings.Contains(out, "<pending>") {
 		t.Errorf("kubectl get svc should show <pending>:\n%s", out)
 	}
+
+	// Pools are API objects: kubectl shows the default one (--lb-pool),
+	// explains the kind, and a pool applied later serves the pending
+	// service at once.
+	waitFor(t, 15*time.Second, "the default pool with one address assigned", func() bool {
+		out, _, _ := s.kubectl("get", "addresspools")
+		return strings.Contains(out, "192.0.2.200-192.0.2.201") && strings.Contains(out, "default") &&
+			strings.Contains(strings.Join(strings.Fields(out), " "), "192.0.2.200-192.0.2.201 true 1 1 ")
+	})
+	if out := s.mustKubectl("explain", "addresspool.spec.autoAssign"); !strings.Contains(out, "autoAssign") || !strings.Contains(out, "boolean") {
+		t.Errorf("kubectl explain:\n%s", out)
+	}
+	s.mustKubectl("apply", "-f", writeFile(t, `apiVersion: portal.dev/v1
+kind: AddressPool
+metadata: {name: lab}
+spec:
+  addresses: [198.51.100.7/32]
+  autoAssign: false
+`))
+	waitFor(t, 15*time.Second, "lb-outside on 198.51.100.7 from pool lab", func() bool {
+		out, _, _ := s.kubectl("get", "svc", "lb-outside", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		return strings.TrimSpace(out) == "198.51.100.7"
+	})
+	if out := s.mustKubectl("describe", "svc", "lb-outside"); !strings.Contains(out, "AddressAssigned") || !strings.Contains(out, "pool lab") {
+		t.Errorf("describe after the pool was added:\n%s", out)
+	}
+
+	// The default pool has two addresses: the third service waits, with
+	// an event saying the pool is exhausted.
+	for _, name := range []string{"lb-second", "lb-third"} {
+		s.mustKubectl("create", "service", "loadbalancer", name, "--tcp=80:8080")
+	}
+	waitFor(t, 15*time.Second, "lb-third pending: pool exhausted", func() bool {
+		out, _, _ := s.kubectl("describe", "svc", "lb-third")
+		reason, _, _ := s.kubectl("get", "svc", "lb-third", "-o", `jsonpath={.status.conditions[?(@.type=="portal.dev/AddressAssigned")].reason}`)
+		return strings.Contains(out, "AddressNotAssigned") && strings.Contains(out, "no free IPv4 address") && strings.TrimSpace(reason) == "AddressPoolExhausted"
+	})
+	if ip := strings.TrimSpace(s.mustKubectl("get", "svc", "lb-second", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")); ip != "192.0.2.201" {
+		t.Errorf("lb-second got %q, want 192.0.2.201", ip)
+	}
 }

@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	poolclient "github.com/portal-net/portal/internal/api/portal/client"
 	"github.com/portal-net/portal/internal/controller/internal/runner"
 	"github.com/portal-net/portal/internal/lb/ipam"
 )
@@ -42,8 +43,10 @@ const ConditionAssigned = "portal.dev/AddressAssigned"
 
 // Options configure the controller.
 type Options struct {
-	// Pools are the address pools (--lb-pool gives one named "default").
-	Pools []ipam.Pool
+	// DefaultPool, when set, are the addresses of the AddressPool named
+	// "default" (--lb-pool): the controller creates that pool, or sets
+	// its addresses, when it starts.
+	DefaultPool []string
 	// Class is the spec.loadBalancerClass this controller implements;
 	// services without a class are always its own.
 	Class string
@@ -52,46 +55,66 @@ type Options struct {
 // Controller assigns LoadBalancer addresses.
 type Controller struct {
 	client     kubernetes.Interface
+	pools      poolclient.AddressPools
 	recorder   record.EventRecorder
 	services   corelisters.ServiceLister
 	namespaces corelisters.NamespaceLister
+	poolInf    cache.SharedIndexInformer
 	alloc      *ipam.Allocator
 	opts       Options
 	loop       *runner.Loop
+	// poolLoop keeps the AddressPools' status.
+	poolLoop *runner.Loop
 
 	restoreOnce sync.Once
+	// invalid holds why pools the allocator does not use were refused.
+	mu      sync.Mutex
+	invalid map[string]string
 }
 
-// New registers informer handlers on f; the caller starts f.
-func New(client kubernetes.Interface, f informers.SharedInformerFactory, recorder record.EventRecorder, opts Options) (*Controller, error) {
-	alloc := ipam.New()
-	if _, err := alloc.SetPools(opts.Pools); err != nil {
-		return nil, fmt.Errorf("load-balancer pools: %w", err)
+// New registers informer handlers on f; the caller starts f. The
+// AddressPool informer is the controller's own and runs with it.
+func New(client kubernetes.Interface, pools poolclient.AddressPools, f informers.SharedInformerFactory, recorder record.EventRecorder, opts Options) (*Controller, error) {
+	if _, err := ipam.ParseRanges(opts.DefaultPool...); err != nil {
+		return nil, fmt.Errorf("default address pool: %w", err)
 	}
 	svcInf := f.Core().V1().Services()
 	nsInf := f.Core().V1().Namespaces()
 	c := &Controller{
 		client:     client,
+		pools:      pools,
 		recorder:   recorder,
 		services:   svcInf.Lister(),
 		namespaces: nsInf.Lister(),
-		alloc:      alloc,
+		poolInf:    poolclient.NewInformer(pools, 0),
+		alloc:      ipam.New(),
 		opts:       opts,
+		invalid:    map[string]string{},
 	}
 	svcSynced, nsSynced := svcInf.Informer().HasSynced, nsInf.Informer().HasSynced
 	c.loop = &runner.Loop{
 		Name:  "loadbalancer",
 		Queue: runner.NewQueue("loadbalancer"),
-		// Synced once the caches are, and then (once) the addresses in
-		// the statuses are restored, before any service is synced.
+		// Synced once the caches are, and then (once) the pools are
+		// loaded and the addresses in the statuses restored, before any
+		// service is synced.
 		Synced: []cache.InformerSynced{func() bool {
-			if !svcSynced() || !nsSynced() {
+			if !svcSynced() || !nsSynced() || !c.poolInf.HasSynced() {
 				return false
 			}
-			c.restoreOnce.Do(c.restore)
+			c.restoreOnce.Do(func() {
+				c.loadPools()
+				c.restore()
+			})
 			return true
 		}},
 		Sync: c.sync,
+	}
+	c.poolLoop = &runner.Loop{
+		Name:   "loadbalancer-pools",
+		Queue:  runner.NewQueue("loadbalancer-pools"),
+		Synced: c.loop.Synced,
+		Sync:   c.syncPoolStatus,
 	}
 	_, _ = svcInf.Informer().AddEventHandler(runner.OnEveryEvent(c.loop.Enqueue))
 	_, _ = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -102,12 +125,24 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, recorde
 			}
 		},
 	})
+	_, _ = c.poolInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.poolsChanged() },
+		UpdateFunc: func(old, obj any) { c.poolsChanged() },
+		DeleteFunc: func(obj any) { c.poolsChanged() },
+	})
 	return c, nil
 }
 
 // Run assigns addresses until ctx ends. One worker keeps the order of
 // assignments (and so the addresses) independent of scheduling.
-func (c *Controller) Run(ctx context.Context, _ int) { c.loop.Run(ctx, 1) }
+func (c *Controller) Run(ctx context.Context, _ int) {
+	go c.poolInf.RunWithContext(ctx)
+	go c.poolLoop.Run(ctx, 1)
+	if len(c.opts.DefaultPool) > 0 {
+		go c.ensureDefaultPool(ctx)
+	}
+	c.loop.Run(ctx, 1)
+}
 
 // ours reports whether svc is a LoadBalancer service of our class.
 func (c *Controller) ours(svc *v1.Service) bool {
@@ -190,6 +225,7 @@ func (c *Controller) enqueuePending() {
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
+	defer c.enqueuePoolStatuses()
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
