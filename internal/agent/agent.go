@@ -57,6 +57,7 @@ type Agent struct {
 	net    network.Manager
 	probes *prober.Manager
 	rec    record.EventRecorder
+	lbRec  record.EventRecorder // the load-balancer speaker's events
 	back   *podstatus.Backoff
 	mach   nodeInfo
 
@@ -125,6 +126,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	bc.StartRecordingToSink(&eventSink{Interface: a.client.CoreV1().Events("")})
 	defer bc.Shutdown()
 	a.rec = bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "kubelet", Host: a.cfg.NodeName})
+	a.lbRec = bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "portal-speaker", Host: a.cfg.NodeName})
 
 	node, err := registerNode(ctx, a.client, a.cfg, a.mach)
 	if err != nil {
@@ -185,6 +187,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	slices := feed.EndpointSlices(a.client)
 	if err := a.startProxy(ctx, inf, keys, slices); err != nil {
 		return fmt.Errorf("service proxy: %w", err)
+	}
+	if err := a.startSpeaker(ctx, inf, slices); err != nil {
+		return fmt.Errorf("load-balancer announcements: %w", err)
 	}
 	// DNS answers on the pod bridge's own address: every pod reaches it
 	// (other nodes' pods through the pod routes), the node's outside

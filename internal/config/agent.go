@@ -115,6 +115,14 @@ type Agent struct {
 	// DNSMetricsBindAddress serves the DNS server's Prometheus metrics
 	// (CoreDNS's names; empty: off).
 	DNSMetricsBindAddress string
+	// LBAnnounce makes the node answer ARP/NDP for the LoadBalancer
+	// addresses it is elected for (internal/lb/speaker), with heartbeats
+	// to the other agents on LBHeartbeatPort (UDP) of the node address;
+	// LBInterface fixes the interface (default: the one whose subnet holds
+	// the address, else the node address's).
+	LBAnnounce      bool
+	LBInterface     string
+	LBHeartbeatPort int
 	// ProxyOnly runs only the service proxy (a drop-in kube-proxy): no node
 	// registration, no pods, no pod network.
 	ProxyOnly bool
@@ -136,6 +144,8 @@ func DefaultAgent() Agent {
 		CrashBackoffInitial:       10 * time.Second,
 		CrashBackoffMax:           300 * time.Second,
 		ProxyMode:                 "nftables",
+		LBAnnounce:                true,
+		LBHeartbeatPort:           7473,
 		Scheduler:                 sched.Default,
 		StableTCPTimestamps:       true,
 		ServiceCIDR:               "10.0.0.0/24",
@@ -222,6 +232,9 @@ func (a *Agent) Validate() error {
 		if _, _, err := net.ParseCIDR(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", flag, err))
 		}
+	}
+	if a.LBHeartbeatPort <= 0 || a.LBHeartbeatPort > 65535 {
+		errs = append(errs, fmt.Errorf("--lb-heartbeat-port %d out of range", a.LBHeartbeatPort))
 	}
 	if a.Port < 0 || a.Port > 65535 {
 		errs = append(errs, fmt.Errorf("--agent-port %d out of range", a.Port))
