@@ -194,6 +194,19 @@ func (a *Announcer) Announce(ip netip.Addr) error {
 	return nil
 }
 
+// Reannounce sends one gratuitous ARP pair (or unsolicited NA) for ip if
+// it is announced, and reports whether it was. After a partition heals,
+// the node that kept an address all along pulls back the clients that
+// followed another node's announcement meanwhile.
+func (a *Announcer) Reannounce(ip netip.Addr) bool {
+	ip, err := normalize(ip)
+	if err != nil || !a.isAnnounced(ip) {
+		return false
+	}
+	a.sendGratuitous(ip)
+	return true
+}
+
 func (a *Announcer) burst(ip netip.Addr, n int, an *announcement) {
 	defer a.wg.Done()
 	defer close(an.done)

@@ -349,6 +349,50 @@ func TestTakeover(t *testing.T) {
 	}
 }
 
+// After a partition both nodes hold the address; the client follows the
+// last announcement, and Reannounce from the rightful holder pulls it back.
+func TestReannounceAfterPartition(t *testing.T) {
+	l := newLab(t)
+	// No lock time: the client takes any later ARP at once.
+	l.sysctl(t, "client", "net/ipv4/neigh/eth0/locktime", "0")
+	// A holds the address silently (it was announced before the split);
+	// B took it over with its burst.
+	a := l.announcer(t, "nodea", Config{GratuitousCount: -1})
+	b := l.announcer(t, "nodeb", Config{GratuitousCount: 1})
+	ip := netip.MustParseAddr("192.0.2.101")
+	if a.Reannounce(ip) {
+		t.Error("Reannounce of an address not announced reported true")
+	}
+	if err := b.Announce(ip); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.resolve(t, ip); got.String() != l.hosts["nodeb"].mac.String() {
+		t.Fatalf("client resolved %v to %v, want B", ip, got)
+	}
+	if err := a.Announce(ip); err != nil {
+		t.Fatal(err)
+	}
+	waitMAC := func(want net.HardwareAddr) {
+		t.Helper()
+		deadline := time.Now().Add(time.Second)
+		for {
+			mac, _ := l.neigh(t, ip)
+			if mac.String() == want.String() {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("client's entry for %v is %v, want %v", ip, mac, want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitMAC(l.hosts["nodeb"].mac)
+	if !a.Reannounce(ip) {
+		t.Fatal("Reannounce reported the announced address as not announced")
+	}
+	waitMAC(l.hosts["nodea"].mac)
+}
+
 func TestCloseStopsEverything(t *testing.T) {
 	l := newLab(t)
 	a := l.announcer(t, "nodea", Config{GratuitousCount: 100, GratuitousInterval: 50 * time.Millisecond})

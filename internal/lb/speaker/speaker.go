@@ -40,6 +40,8 @@ type Members interface {
 // Announcer answers ARP/NDP on one interface (package l2).
 type Announcer interface {
 	Announce(netip.Addr) error
+	// Reannounce sends one more gratuitous frame for an announced address.
+	Reannounce(netip.Addr) bool
 	Withdraw(netip.Addr)
 	Close() error
 }
@@ -84,6 +86,7 @@ type Speaker struct {
 	announcers map[string]Announcer
 	current    map[netip.Addr]string // address → interface
 	owners     map[netip.Addr][]string
+	lastLive   []string
 }
 
 // New registers handlers on f's Service and Node informers and on slices
@@ -280,7 +283,14 @@ func (s *Speaker) sync() {
 		byKey[d.Key] = svc
 	}
 	s.mu.Unlock()
-	want := Assign(s.cfg.NodeName, s.cfg.Members.Live(), excluded, svcs)
+	live := s.cfg.Members.Live()
+	want := Assign(s.cfg.NodeName, live, excluded, svcs)
+	// When the live set changes (a node came back after a partition,
+	// during which it may have announced beside us), the addresses we
+	// keep get one more gratuitous frame, so clients that followed the
+	// other node come back.
+	liveChanged := !slices.Equal(live, s.lastLive)
+	s.lastLive = live
 
 	for ip, iface := range s.current {
 		if _, keep := want[ip]; !keep {
@@ -299,6 +309,9 @@ func (s *Speaker) sync() {
 		if old, ok := s.current[ip]; ok && old != iface {
 			s.announcers[old].Withdraw(ip)
 			delete(s.current, ip)
+		}
+		if _, ok := s.current[ip]; ok && liveChanged {
+			s.announcers[iface].Reannounce(ip)
 		}
 		if _, ok := s.current[ip]; !ok {
 			ann, err := s.announcer(iface)

@@ -44,8 +44,16 @@ func (m *fakeMembers) setLive(l ...string) {
 }
 
 type fakeAnnouncer struct {
-	mu  sync.Mutex
-	ips map[netip.Addr]bool
+	mu      sync.Mutex
+	ips     map[netip.Addr]bool
+	repeats int
+}
+
+func (a *fakeAnnouncer) Reannounce(ip netip.Addr) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.repeats++
+	return a.ips[ip]
 }
 
 func (a *fakeAnnouncer) Announce(ip netip.Addr) error {
@@ -137,6 +145,13 @@ func TestSpeaker(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Error("no AddressAnnounced event")
+	}
+	// Another node (not the winner) coming back: self keeps the address
+	// and repeats its announcement.
+	m.setLive(append(rest, "node-4")...)
+	waitUntil(t, "a gratuitous repeat when the live set changes", func() bool { ann.mu.Lock(); defer ann.mu.Unlock(); return ann.repeats > 0 })
+	if !ann.has(ip) {
+		t.Fatal("address lost when a non-winning node joined")
 	}
 	m.setLive(all...)
 	waitUntil(t, self+" withdraws when "+win+" is back", func() bool { return !ann.has(ip) })
