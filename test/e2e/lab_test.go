@@ -103,6 +103,48 @@ func newLab(t *testing.T, n int) *lab {
 
 func (l *lab) nodeIP(i int) net.IP { return net.IPv4(198, 51, 100, byte(10+i)) }
 
+// startServer runs the lab's server, reachable on the bridge address, with
+// extra flags.
+func (l *lab) startServer(extra ...string) *server {
+	l.t.Helper()
+	return startServer(l.t, append([]string{"--bind-address", "0.0.0.0", "--tls-san", labServerIP.String()}, extra...)...)
+}
+
+// serverURL is where the lab's agents reach s.
+func (l *lab) serverURL(s *server) string { return fmt.Sprintf("https://%s:%d", labServerIP, s.port) }
+
+// join starts node i's agent, named name, joining s with its join token.
+func (l *lab) join(s *server, i int, name string, extra ...string) *agentProc {
+	l.t.Helper()
+	tok, err := os.ReadFile(filepath.Join(s.dir, "join-token"))
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	args := []string{"--server", l.serverURL(s), "--token", strings.TrimSpace(string(tok)), "--node-ip", l.nodeIP(i).String()}
+	return startAgent(l.t, s, name, l.nodes[i-1], append(args, extra...)...)
+}
+
+// webPodOn is a manifest document (ending in "---") of an agnhost netexec
+// pod on node, serving HTTP on 8080 and ready once it answers, with the
+// labels given as a YAML flow map's content ("app: web, zone: a").
+func webPodOn(name, node, labels string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, labels: {%s}}
+spec:
+  nodeName: %s
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    args: ["netexec", "--http-port=8080", "--udp-port=-1"]
+    readinessProbe:
+      httpGet: {path: /hostname, port: 8080}
+      periodSeconds: 1
+---
+`, name, labels, node)
+}
+
 // in runs a command in node i's namespace.
 func (l *lab) in(i int, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -117,17 +159,15 @@ func (l *lab) in(i int, args ...string) (string, error) {
 func TestAgentTwoNodeLab(t *testing.T) {
 	requirePortal(t)
 	l := newLab(t, 2)
-	s := startServer(t, "--bind-address", "0.0.0.0", "--tls-san", labServerIP.String())
+	s := l.startServer()
 	tok, err := os.ReadFile(filepath.Join(s.dir, "join-token"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := fmt.Sprintf("https://%s:%d", labServerIP, s.port)
+	url := l.serverURL(s)
 	var agents []*agentProc
 	for i := 1; i <= 2; i++ {
-		a := startAgent(t, s, fmt.Sprintf("node-%d", i), l.nodes[i-1], "--server", url,
-			"--token", strings.TrimSpace(string(tok)), "--node-ip", l.nodeIP(i).String())
-		agents = append(agents, a)
+		agents = append(agents, l.join(s, i, fmt.Sprintf("node-%d", i)))
 	}
 	c := s.client()
 	for i, a := range agents {

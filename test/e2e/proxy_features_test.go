@@ -202,16 +202,10 @@ func outsideClient(t *testing.T, ip string) string {
 func TestProxyTwoNodeLab(t *testing.T) {
 	requirePortal(t)
 	l := newLab(t, 2)
-	s := startServer(t, "--bind-address", "0.0.0.0", "--tls-san", labServerIP.String())
-	tok, err := os.ReadFile(filepath.Join(s.dir, "join-token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("https://%s:%d", labServerIP, s.port)
+	s := l.startServer()
 	var agents []*agentProc
 	for i, zone := range []string{"a", "b"} {
-		agents = append(agents, startAgent(t, s, fmt.Sprintf("node-%d", i+1), l.nodes[i], "--server", url,
-			"--token", strings.TrimSpace(string(tok)), "--node-ip", l.nodeIP(i+1).String(), "--zone", zone))
+		agents = append(agents, l.join(s, i+1, fmt.Sprintf("node-%d", i+1), "--zone", zone))
 	}
 	logs := func() string {
 		return "node-1:\n" + lastLines(agents[0].log.String(), 60) + "\nnode-2:\n" + lastLines(agents[1].log.String(), 60)
@@ -226,21 +220,7 @@ func TestProxyTwoNodeLab(t *testing.T) {
 	// web-a1 and web-a2 on node-1 (zone a), web-b1 on node-2 (zone b).
 	var m strings.Builder
 	for _, p := range []struct{ name, node, zone string }{{"web-a1", "node-1", "a"}, {"web-a2", "node-1", "a"}, {"web-b1", "node-2", "b"}} {
-		fmt.Fprintf(&m, `apiVersion: v1
-kind: Pod
-metadata: {name: %s, labels: {app: web, zone: %s}}
-spec:
-  nodeName: %s
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: web
-    image: registry.k8s.io/e2e-test-images/agnhost:2.53
-    args: ["netexec", "--http-port=8080", "--udp-port=-1"]
-    readinessProbe:
-      httpGet: {path: /hostname, port: 8080}
-      periodSeconds: 1
----
-`, p.name, p.zone, p.node)
+		m.WriteString(webPodOn(p.name, p.node, "app: web, zone: "+p.zone))
 	}
 	m.WriteString(`apiVersion: v1
 kind: Service

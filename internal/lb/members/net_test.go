@@ -72,6 +72,26 @@ func newCluster(t *testing.T, interval, deadAfter time.Duration, keys map[string
 	return c
 }
 
+// allLive starts a cluster of three ready members and waits until each
+// sees all three, with no change signal pending.
+func allLive(t *testing.T, interval, deadAfter time.Duration) *cluster {
+	t.Helper()
+	c := newCluster(t, interval, deadAfter, nil)
+	for _, n := range c.nodes {
+		n.SetReady(true)
+	}
+	c.start(t, "a", "b", "c")
+	for name, n := range c.nodes {
+		waitFor(t, 2*deadAfter, name+" to see all three", liveIs(n.Members, "a", "b", "c"))
+	}
+	for _, n := range c.nodes {
+		for len(n.Changes()) > 0 {
+			<-n.Changes()
+		}
+	}
+	return c
+}
+
 func (c *cluster) start(t *testing.T, names ...string) {
 	t.Helper()
 	for _, name := range names {
@@ -116,14 +136,7 @@ func waitDead(t *testing.T, m *Members, name string, timeout time.Duration) time
 }
 
 func TestNetThreeMembersLive(t *testing.T) {
-	c := newCluster(t, fastInterval, fastDeadAfter, nil)
-	for _, n := range c.nodes {
-		n.SetReady(true)
-	}
-	c.start(t, "a", "b", "c")
-	for name, n := range c.nodes {
-		waitFor(t, 2*fastDeadAfter, name+" to see all three live", liveIs(n.Members, "a", "b", "c"))
-	}
+	c := allLive(t, fastInterval, fastDeadAfter)
 	for name, n := range c.nodes {
 		s := n.Stats()
 		if s.Sent == 0 || s.Received == 0 || s.Dropped() != 0 || s.SendErrors != 0 {
@@ -185,19 +198,7 @@ func TestNetSelfWarmUp(t *testing.T) {
 
 func TestNetCrashDetection(t *testing.T) {
 	// Default timing: this is the failover time a cluster gets.
-	c := newCluster(t, DefaultInterval, DefaultDeadAfter, nil)
-	for _, n := range c.nodes {
-		n.SetReady(true)
-	}
-	c.start(t, "a", "b", "c")
-	for name, n := range c.nodes {
-		waitFor(t, 2*DefaultDeadAfter, name+" to see all three", liveIs(n.Members, "a", "b", "c"))
-	}
-	for _, n := range c.nodes {
-		for len(n.Changes()) > 0 {
-			<-n.Changes()
-		}
-	}
+	c := allLive(t, DefaultInterval, DefaultDeadAfter)
 	c.nodes["c"].stop(t, true)
 	crashed := time.Now()
 	for _, name := range []string{"a", "b"} {
@@ -216,19 +217,7 @@ func TestNetCrashDetection(t *testing.T) {
 }
 
 func TestNetGracefulLeave(t *testing.T) {
-	c := newCluster(t, DefaultInterval, DefaultDeadAfter, nil)
-	for _, n := range c.nodes {
-		n.SetReady(true)
-	}
-	c.start(t, "a", "b", "c")
-	for name, n := range c.nodes {
-		waitFor(t, 2*DefaultDeadAfter, name+" to see all three", liveIs(n.Members, "a", "b", "c"))
-	}
-	for _, n := range c.nodes {
-		for len(n.Changes()) > 0 {
-			<-n.Changes()
-		}
-	}
+	c := allLive(t, DefaultInterval, DefaultDeadAfter)
 	start := time.Now()
 	c.nodes["c"].stop(t, false)
 	for _, name := range []string{"a", "b"} {
@@ -340,14 +329,7 @@ func TestNetChanges(t *testing.T) {
 }
 
 func TestNetSetPeersRemoves(t *testing.T) {
-	c := newCluster(t, fastInterval, fastDeadAfter, nil)
-	for _, n := range c.nodes {
-		n.SetReady(true)
-	}
-	c.start(t, "a", "b", "c")
-	for name, n := range c.nodes {
-		waitFor(t, 2*fastDeadAfter, name+" to see all three", liveIs(n.Members, "a", "b", "c"))
-	}
+	c := allLive(t, fastInterval, fastDeadAfter)
 	a := c.nodes["a"]
 	for len(a.Changes()) > 0 {
 		<-a.Changes()
