@@ -111,3 +111,12 @@ bench-dns: build
 test-compat: build
 	cd bench/tools/coredns && GOFLAGS='-mod=mod -buildvcs=false' $(GO) build -ldflags '-s -w' -o ../../../$(BIN)/coredns .
 	$(GO) test -count=1 ./test/compat -portal $(abspath $(BIN)/portal) -coredns $(abspath $(BIN)/coredns) $(COMPAT_FLAGS)
+
+# Load-balancer L2 failover (issue 9): portal's agents on three lab nodes
+# beside hashicorp/memberlist configured as MetalLB's speaker configures it,
+# built in its own module (bench/tools/memberlist, never a dependency of
+# portal). Flags: make bench-lb BENCH_FLAGS='-rounds 10'.
+.PHONY: bench-lb
+bench-lb: build
+	cd bench/tools/memberlist && GOFLAGS='-mod=mod -buildvcs=false' $(GO) build -ldflags '-s -w' -o ../../../$(BIN)/memberlist-node .
+	hack/bench.sh lb -memberlist $(BIN)/memberlist-node $(BENCH_FLAGS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmarks and runs them against bin/portal (built by `make
 # build`; `make bench` does both) inside a fresh network namespace with only
-# loopback. Usage: hack/bench.sh [apiserver|controllers|agent|proxy] [flags of
+# loopback. Usage: hack/bench.sh [apiserver|controllers|agent|proxy|lb] [flags of
 # that benchmark]; without a name all run with their defaults. See
 # bench/README.md.
 set -euo pipefail
@@ -11,8 +11,8 @@ run() {
 	shift
 	"${GO:-go}" build -o "bin/bench-$name" "./bench/$name"
 	local ns=(--net)
-	if [ "$name" = agent ] || [ "$name" = proxy ]; then
-		# Pods (and the proxy benchmark's lab) make network namespaces,
+	if [ "$name" = agent ] || [ "$name" = proxy ] || [ "$name" = lb ]; then
+		# Pods (and the proxy and lb benchmarks' labs) make network namespaces,
 		# mounts and processes: in fresh mount and PID namespaces they all
 		# vanish with the benchmark.
 		ns=(--net --mount --pid --fork --mount-proc --kill-child)
@@ -20,7 +20,7 @@ run() {
 	unshare "${ns[@]}" -- hack/in-netns.sh "bin/bench-$name" -portal "$PWD/bin/portal" "$@"
 }
 case "${1:-}" in
-apiserver | controllers | agent | proxy)
+apiserver | controllers | agent | proxy | lb)
 	name=$1
 	shift
 	run "$name" "$@"
@@ -32,7 +32,7 @@ apiserver | controllers | agent | proxy)
 	run proxy
 	;;
 *)
-	echo "usage: $0 [apiserver|controllers|agent|proxy] [flags]" >&2
+	echo "usage: $0 [apiserver|controllers|agent|proxy|lb] [flags]" >&2
 	exit 2
 	;;
 esac
