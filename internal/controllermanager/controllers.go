@@ -3,6 +3,8 @@ package controllermanager
 import (
 	"context"
 
+	"github.com/portal-net/portal/internal/controller/serviceaccount"
+
 	poolclient "github.com/portal-net/portal/internal/api/portal/client"
 
 	"github.com/portal-net/portal/internal/controller/daemonset"
@@ -71,6 +73,10 @@ var descriptors = []descriptor{
 	}},
 	{name: "namespace", start: func(c *Context) func(context.Context) {
 		ctl := namespace.New(c.Client, c.Metadata, c.Client.Discovery(), c.Informers, c.Recorder("namespace-controller"), namespace.Options{})
+		return workers(ctl.Run, c.Config.Workers)
+	}},
+	{name: "serviceaccount", start: func(c *Context) func(context.Context) {
+		ctl := serviceaccount.New(c.Client, c.Informers)
 		return workers(ctl.Run, c.Config.Workers)
 	}},
 	{name: "nodeipam", start: func(c *Context) func(context.Context) {

@@ -343,3 +343,24 @@ func deepCopy(o any) any {
 	}
 	panic("unexpected type")
 }
+
+func TestDefaultServiceAccount(t *testing.T) {
+	for _, tc := range []struct {
+		name, given, deprecated, want string
+		mirror                        bool
+	}{
+		{"none named", "", "", "default", false},
+		{"named", "builder", "", "builder", false},
+		{"only the deprecated alias", "", "old", "old", false},
+		{"mirror pod", "", "", "", true},
+	} {
+		p := &corev1.Pod{Spec: corev1.PodSpec{ServiceAccountName: tc.given, DeprecatedServiceAccount: tc.deprecated}}
+		if tc.mirror {
+			p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"}
+		}
+		DefaultServiceAccount(p)
+		if p.Spec.ServiceAccountName != tc.want || (!tc.mirror && p.Spec.DeprecatedServiceAccount != tc.want) {
+			t.Errorf("%s: serviceAccountName %q serviceAccount %q, want %q", tc.name, p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount, tc.want)
+		}
+	}
+}

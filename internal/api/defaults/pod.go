@@ -292,3 +292,23 @@ func DefaultPriority(pod *corev1.Pod) {
 		pod.Spec.PreemptionPolicy = ptr.To(corev1.PreemptLowerPriority)
 	}
 }
+
+// DefaultServiceAccount does what the ServiceAccount admission plugin does
+// for the account's name: a pod that names none runs as "default"
+// (spec.serviceAccount is the deprecated alias and follows). Mirror pods
+// keep none, as upstream.
+func DefaultServiceAccount(pod *corev1.Pod) {
+	if pod == nil {
+		return
+	}
+	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		return
+	}
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = pod.Spec.DeprecatedServiceAccount
+	}
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = "default"
+	}
+	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
+}

@@ -35,9 +35,11 @@ func Kind(table rest.TableConvertor) *registry.Kind {
 			p := obj.(*corev1.Pod)
 			// What kube-apiserver's default admission plugins add: the
 			// 300 s not-ready/unreachable tolerations that bound taint-based
-			// eviction, and priority 0.
+			// eviction, priority 0, and the namespace's "default"
+			// ServiceAccount (kept by the serviceaccount controller).
 			defaults.DefaultTolerations(p)
 			defaults.DefaultPriority(p)
+			defaults.DefaultServiceAccount(p)
 			p.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(p)}
 		},
 		Validate: func(obj runtime.Object) field.ErrorList { return validation.ValidatePod(obj.(*corev1.Pod)) },
