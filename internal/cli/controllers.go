@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -24,6 +26,12 @@ func newControllerManagerCommand() *cobra.Command {
 			rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 			if err != nil {
 				return err
+			}
+			c.RootCAPEM = rc.TLSClientConfig.CAData
+			if len(c.RootCAPEM) == 0 && rc.TLSClientConfig.CAFile != "" {
+				if c.RootCAPEM, err = os.ReadFile(rc.TLSClientConfig.CAFile); err != nil {
+					return err
+				}
 			}
 			m, err := controllermanager.New(rc, c)
 			if err != nil {

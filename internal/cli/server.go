@@ -107,6 +107,7 @@ func runServer(ctx context.Context, c config.Server, onReady func(context.Contex
 	if c.Controllers.Disabled {
 		close(cmDone)
 	} else {
+		c.Controllers.RootCAPEM = srv.CACertPEM()
 		cm, err := controllermanager.New(srv.LoopbackConfig(), c.Controllers)
 		if err != nil {
 			stopAPI()

@@ -39,6 +39,11 @@ type Controllers struct {
 	ClusterCIDR      string
 	NodeCIDRMaskSize int
 
+	// RootCAPEM is the cluster CA certificate the root CA publisher puts
+	// in every namespace (ConfigMap kube-root-ca.crt); set by the server,
+	// or taken from the kubeconfig of `portal controller-manager`.
+	RootCAPEM []byte
+
 	// LBPool are the address ranges of the default LoadBalancer pool
 	// (CIDRs or first-last ranges); empty: LoadBalancer services stay
 	// pending, as in a cluster without a cloud.

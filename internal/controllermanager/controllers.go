@@ -3,6 +3,9 @@ package controllermanager
 import (
 	"context"
 
+	"github.com/portal-net/portal/internal/controller/rootcacert"
+	"k8s.io/klog/v2"
+
 	"github.com/portal-net/portal/internal/controller/serviceaccount"
 
 	poolclient "github.com/portal-net/portal/internal/api/portal/client"
@@ -77,6 +80,14 @@ var descriptors = []descriptor{
 	}},
 	{name: "serviceaccount", start: func(c *Context) func(context.Context) {
 		ctl := serviceaccount.New(c.Client, c.Informers)
+		return workers(ctl.Run, c.Config.Workers)
+	}},
+	{name: "root-ca-cert-publisher", start: func(c *Context) func(context.Context) {
+		ctl, err := rootcacert.New(c.Client, c.Informers, c.Config.RootCAPEM)
+		if err != nil {
+			klog.ErrorS(err, "Controller not started", "controller", "root-ca-cert-publisher")
+			return func(context.Context) {}
+		}
 		return workers(ctl.Run, c.Config.Workers)
 	}},
 	{name: "nodeipam", start: func(c *Context) func(context.Context) {
