@@ -27,6 +27,7 @@ import (
 	"github.com/portal-net/portal/internal/printers"
 	"github.com/portal-net/portal/internal/registry"
 	"github.com/portal-net/portal/internal/registry/pod"
+	"github.com/portal-net/portal/internal/registry/proxy"
 	"github.com/portal-net/portal/internal/registry/service"
 )
 
@@ -161,15 +162,18 @@ func (s *Server) installResources(ctx context.Context, optsGetter generic.RESTOp
 			add(k.GVK.Group, k.Resource+"/scale", registry.NewScale(st.Store.Store, k))
 		}
 	}
-	var nodes rest.Getter
+	var nodes, endpoints rest.Getter
 	for _, k := range simpleKinds() {
 		st, err := registry.NewStorage(k, Scheme, optsGetter)
 		if err != nil {
 			return err
 		}
 		addKind(st, k)
-		if k.Resource == "nodes" {
+		switch k.Resource {
+		case "nodes":
 			nodes = st.Store
+		case "endpoints":
+			endpoints = st.Store
 		}
 	}
 
@@ -183,6 +187,7 @@ func (s *Server) installResources(ctx context.Context, optsGetter generic.RESTOp
 		return err
 	}
 	addKind(svc, service.Kind(svcOpts))
+	add("", "services/proxy", &proxy.Services{Services: svc.Store, Endpoints: endpoints})
 
 	agents, err := s.agentTransport()
 	if err != nil {
@@ -195,6 +200,7 @@ func (s *Server) installResources(ctx context.Context, optsGetter generic.RESTOp
 	for sub, st := range pods {
 		add("", sub, st)
 	}
+	add("", "pods/proxy", &proxy.Pods{Pods: pods["pods"].(rest.Getter)})
 	ns, err := registry.NewNamespaceStorage(table("", "namespaces"), validation.ValidateNamespace, Scheme, optsGetter)
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	portalv1 "github.com/portal-net/portal/internal/api/portal/v1"
 	"github.com/portal-net/portal/internal/registry"
 	"github.com/portal-net/portal/internal/registry/pod"
+	"github.com/portal-net/portal/internal/registry/proxy"
 )
 
 // Scheme holds every type portal serves. There is no separate internal
@@ -105,6 +106,9 @@ func addToScheme(s *runtime.Scheme, withInternal bool) error {
 		return nil
 	}
 	if err := pod.AddConversions(s); err != nil {
+		return err
+	}
+	if err := proxy.AddConversions(s); err != nil {
 		return err
 	}
 	return registry.AddFieldLabelConversions(s)
