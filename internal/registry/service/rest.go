@@ -125,6 +125,7 @@ func (h hooks) beginUpdate(ctx context.Context, obj, oldObj runtime.Object, opti
 		svc.UID = old.UID
 	}
 	svc.CreationTimestamp = old.CreationTimestamp
+	normalizeUpdate(svc, old)
 	keepAllocated(svc, old)
 	if errs := validateUpdate(svc, old, h.opts); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(kindService, svc.Name, errs)
