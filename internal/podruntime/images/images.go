@@ -44,8 +44,13 @@ func (r resolver) resolve(image string, command, args []string, shim string) ([]
 	name := Name(image)
 	switch {
 	case name == "agnhost":
-		// The agnhost image's entrypoint is /agnhost with no default args.
+		// The agnhost image's entrypoint is /agnhost, its default args
+		// "pause" (a pod that only holds its namespaces, like the upstream
+		// specs' host-exec pods).
 		if len(command) == 0 {
+			if len(args) == 0 {
+				args = []string{"pause"}
+			}
 			return join([]string{shim, "agnhost"}, args), nil
 		}
 		if isProgram(command[0], "agnhost") {

@@ -28,7 +28,8 @@ func TestResolve(t *testing.T) {
 		// agnhost
 		{name: "agnhost subcommand in args", image: "registry.k8s.io/e2e-test-images/agnhost:2.53",
 			args: []string{"netexec", "--http-port=8080"}, want: []string{shim, "agnhost", "netexec", "--http-port=8080"}},
-		{name: "agnhost no command no args prints usage", image: "agnhost", want: []string{shim, "agnhost"}},
+		{name: "agnhost no command no args runs its default cmd, pause", image: "agnhost", want: []string{shim, "agnhost", "pause"}},
+		{name: "agnhost command alone prints usage", image: "agnhost", command: []string{"/agnhost"}, want: []string{shim, "agnhost"}},
 		{name: "agnhost command /agnhost", image: "k8s.gcr.io/agnhost:2.1@sha256:abc",
 			command: []string{"/agnhost", "serve-hostname"}, args: []string{"--port=9376"},
 			want: []string{shim, "agnhost", "serve-hostname", "--port=9376"}},
