@@ -433,11 +433,20 @@ func TestLiveness(t *testing.T) {
 }
 
 func TestPorter(t *testing.T) {
-	h := newHarness(t, "SERVE_PORT_8001=foo", "SERVE_PORT_8002=bar", "OTHER=x")
+	h := newHarness(t, "SERVE_PORT_8001=foo", "SERVE_TCP_PORT_8002=bar", "OTHER=x")
 	h.start("porter")
 	for key, want := range map[string]string{"tcp:8001": "foo", "tcp:8002": "bar"} {
 		if _, body, _ := get(t, "http://"+h.addr(key)+"/"); body != want {
 			t.Errorf("%s: %q, want %q", key, body, want)
 		}
+	}
+}
+
+// --json-response, as the upstream proxy specs run it.
+func TestPorterJSON(t *testing.T) {
+	h := newHarness(t, "SERVE_PORT_8001=foo")
+	h.start("porter", "--json-response")
+	if _, body, _ := get(t, "http://"+h.addr("tcp:8001")+"/some/path"); body != `{"Method":"GET","Body":"foo"}` {
+		t.Errorf("json response %q", body)
 	}
 }

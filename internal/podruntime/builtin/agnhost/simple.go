@@ -2,6 +2,7 @@ package agnhost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,18 +74,27 @@ func liveness(ctx context.Context, e env, args []string) int {
 func porter(ctx context.Context, e env, args []string) int {
 	fs := flag.NewFlagSet("porter", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	jsonResponse := fs.Bool("json-response", false, `answer {"Method": <request method>, "Body": <text>} as JSON`)
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	const prefix = "SERVE_PORT_"
+	// SERVE_TCP_PORT_<port> is the same as SERVE_PORT_<port>; the UDP,
+	// TLS and SCTP variants of the real image are not built in.
 	var ports []int
 	texts := map[int]string{}
 	for _, kv := range e.environ() {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(k, prefix) {
+		if !ok {
 			continue
 		}
-		p, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
+		num, found := strings.CutPrefix(k, "SERVE_PORT_")
+		if !found {
+			num, found = strings.CutPrefix(k, "SERVE_TCP_PORT_")
+		}
+		if !found {
+			continue
+		}
+		p, err := strconv.Atoi(num)
 		if err != nil || p <= 0 || p > 65535 {
 			fmt.Fprintf(e.stderr, "porter: invalid port in %s\n", k)
 			return 1
@@ -118,7 +128,14 @@ func porter(ctx context.Context, e env, args []string) int {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprint(w, byAddrLookup(byAddr, local))
+		text := byAddrLookup(byAddr, local)
+		if *jsonResponse {
+			b, _ := json.Marshal(struct{ Method, Body string }{r.Method, text})
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(b)
+			return
+		}
+		fmt.Fprint(w, text)
 	})
 	return serveUntil(ctx, e, lns, mux)
 }
