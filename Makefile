@@ -120,3 +120,16 @@ test-compat: build
 bench-lb: build
 	cd bench/tools/memberlist && GOFLAGS='-mod=mod -buildvcs=false' $(GO) build -ldflags '-s -w' -o ../../../$(BIN)/memberlist-node .
 	hack/bench.sh lb -memberlist $(BIN)/memberlist-node $(BENCH_FLAGS)
+
+# Upstream conformance (issue 10): the Kubernetes e2e test binary, built from
+# its Go module in test/conformance (never a dependency of portal), run
+# against portal in a lab of network namespaces (hack/conformance.sh).
+# Flags: make conformance CONFORMANCE_FLAGS='-focus REGEX -nodes 3'.
+.PHONY: conformance kube-e2e-test
+kube-e2e-test:
+	cd test/conformance && GOFLAGS='-mod=mod -buildvcs=false' $(GO) test -c -o ../../$(BIN)/kube-e2e.test k8s.io/kubernetes/test/e2e
+
+conformance: build kube-e2e-test
+	hack/deps.sh dig:bind9-dnsutils nc:netcat-openbsd
+	unshare --net --mount --pid --fork --mount-proc --kill-child -- hack/in-netns.sh \
+	  hack/conformance.sh -portal $(BIN)/portal -e2e $(BIN)/kube-e2e.test -out _output/conformance $(CONFORMANCE_FLAGS)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages portal needs when they are missing.
 # Arguments name more commands a target needs, each from the package of the
-# same name (e.g. `hack/deps.sh dnsperf` for make bench-dns).
+# same name (e.g. `hack/deps.sh dnsperf` for make bench-dns), or as
+# COMMAND:PACKAGE when they differ (`dig:bind9-dnsutils`).
 set -euo pipefail
 need=()
 for extra in "$@"; do
-	command -v "$extra" >/dev/null || need+=("$extra")
+	cmd=${extra%%:*}
+	pkg=${extra#*:}
+	command -v "$cmd" >/dev/null || need+=("$pkg")
 done
 command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
