@@ -54,10 +54,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, caPEM [
 		Synced: []cache.InformerSynced{nsInf.Informer().HasSynced, cmInf.Informer().HasSynced},
 		Sync:   c.sync,
 	}
-	_, _ = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.enqueueNamespace(obj) },
-		UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) },
-	})
+	_, _ = nsInf.Informer().AddEventHandler(c.loop.NamespaceHandler())
 	onCM := func(obj any) {
 		if cm, ok := runner.Unwrap(obj).(*v1.ConfigMap); ok && cm.Name == Name {
 			c.loop.Queue.Add(cm.Namespace)
@@ -70,25 +67,12 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory, caPEM [
 	return c, nil
 }
 
-func (c *Controller) enqueueNamespace(obj any) {
-	if ns, ok := runner.Unwrap(obj).(*v1.Namespace); ok {
-		c.loop.Queue.Add(ns.Name)
-	}
-}
-
 // Run keeps the ConfigMaps until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers) }
 
 func (c *Controller) sync(ctx context.Context, ns string) error {
-	n, err := c.namespaces.Get(ns)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	if active, err := runner.ActiveNamespace(c.namespaces, ns); !active {
 		return err
-	}
-	if n.Status.Phase == v1.NamespaceTerminating || n.DeletionTimestamp != nil {
-		return nil
 	}
 	cm, err := c.configMaps.ConfigMaps(ns).Get(Name)
 	switch {

@@ -42,10 +42,7 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory) *Contro
 		Synced: []cache.InformerSynced{nsInf.Informer().HasSynced, saInf.Informer().HasSynced},
 		Sync:   c.sync,
 	}
-	_, _ = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.enqueueNamespace(obj) },
-		UpdateFunc: func(_, obj any) { c.enqueueNamespace(obj) },
-	})
+	_, _ = nsInf.Informer().AddEventHandler(c.loop.NamespaceHandler())
 	_, _ = saInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		DeleteFunc: func(obj any) {
 			if sa, ok := runner.Unwrap(obj).(*v1.ServiceAccount); ok && sa.Name == DefaultName {
@@ -56,30 +53,17 @@ func New(client kubernetes.Interface, f informers.SharedInformerFactory) *Contro
 	return c
 }
 
-func (c *Controller) enqueueNamespace(obj any) {
-	if ns, ok := runner.Unwrap(obj).(*v1.Namespace); ok {
-		c.loop.Queue.Add(ns.Name)
-	}
-}
-
 // Run keeps the accounts until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers) }
 
 func (c *Controller) sync(ctx context.Context, ns string) error {
-	n, err := c.namespaces.Get(ns)
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	if active, err := runner.ActiveNamespace(c.namespaces, ns); !active {
 		return err
-	}
-	if n.Status.Phase == v1.NamespaceTerminating || n.DeletionTimestamp != nil {
-		return nil
 	}
 	if _, err := c.accounts.ServiceAccounts(ns).Get(DefaultName); err == nil {
 		return nil
 	}
-	_, err = c.client.CoreV1().ServiceAccounts(ns).Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName}}, metav1.CreateOptions{})
+	_, err := c.client.CoreV1().ServiceAccounts(ns).Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: DefaultName}}, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) || apierrors.IsForbidden(err) {
 		// Forbidden: the namespace started terminating meanwhile.
 		return nil
