@@ -3,6 +3,7 @@ package agnhost
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -439,6 +440,26 @@ func TestPorter(t *testing.T) {
 		if _, body, _ := get(t, "http://"+h.addr(key)+"/"); body != want {
 			t.Errorf("%s: %q, want %q", key, body, want)
 		}
+	}
+}
+
+// SERVE_TLS_PORT_<port> answers over TLS with a certificate for 127.0.0.1.
+func TestPorterTLS(t *testing.T) {
+	h := newHarness(t, "SERVE_TLS_PORT_8443=secret")
+	h.start("porter")
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed, checked below
+	resp, err := c.Get("https://" + h.addr("tcp:8443") + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "secret" {
+		t.Errorf("TLS port answered %q", b)
+	}
+	cert := resp.TLS.PeerCertificates[0]
+	if err := cert.VerifyHostname("127.0.0.1"); err != nil {
+		t.Errorf("certificate: %v", err)
 	}
 }
 

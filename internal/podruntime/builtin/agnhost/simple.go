@@ -2,11 +2,18 @@ package agnhost
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"sort"
@@ -78,10 +85,13 @@ func porter(ctx context.Context, e env, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	// SERVE_TCP_PORT_<port> is the same as SERVE_PORT_<port>; the UDP,
-	// TLS and SCTP variants of the real image are not built in.
+	// SERVE_TCP_PORT_<port> is the same as SERVE_PORT_<port>;
+	// SERVE_TLS_PORT_<port> serves HTTPS with a self-signed certificate
+	// for 127.0.0.1 and ::1 (the real image bundles one); the UDP and
+	// SCTP variants of the real image are not built in.
 	var ports []int
 	texts := map[int]string{}
+	overTLS := map[int]bool{}
 	for _, kv := range e.environ() {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -90,6 +100,11 @@ func porter(ctx context.Context, e env, args []string) int {
 		num, found := strings.CutPrefix(k, "SERVE_PORT_")
 		if !found {
 			num, found = strings.CutPrefix(k, "SERVE_TCP_PORT_")
+		}
+		isTLS := false
+		if !found {
+			num, found = strings.CutPrefix(k, "SERVE_TLS_PORT_")
+			isTLS = found
 		}
 		if !found {
 			continue
@@ -101,6 +116,7 @@ func porter(ctx context.Context, e env, args []string) int {
 		}
 		ports = append(ports, p)
 		texts[p] = v
+		overTLS[p] = isTLS
 	}
 	if len(ports) == 0 {
 		fmt.Fprintln(e.stderr, "porter: no SERVE_PORT_<port> variables set")
@@ -111,8 +127,17 @@ func porter(ctx context.Context, e env, args []string) int {
 	var lns []net.Listener
 	mux := http.NewServeMux()
 	byAddr := map[string]string{}
+	var tlsConfig *tls.Config
 	for _, p := range ports {
 		ln, err := e.listen("tcp", fmt.Sprintf(":%d", p))
+		if err == nil && overTLS[p] {
+			if tlsConfig == nil {
+				tlsConfig, err = selfSigned()
+			}
+			if err == nil {
+				ln = tls.NewListener(ln, tlsConfig)
+			}
+		}
 		if err != nil {
 			closeAll(lns)
 			fmt.Fprintf(e.stderr, "porter: %v\n", err)
@@ -205,4 +230,28 @@ func flagExit(err error) int {
 		return 0
 	}
 	return 1
+}
+
+// selfSigned is a TLS configuration with a fresh self-signed certificate
+// for localhost, 127.0.0.1 and ::1.
+func selfSigned() (*tls.Config, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, nil
 }
