@@ -73,6 +73,10 @@ for i in $(seq 1 "$nodes"); do
 		--server "https://$net.1:6443" --token "$token" \
 		--root-dir "$work/node$i/root" --run-dir "$work/node$i/run" >"$out/node-$i.log" 2>&1 &
 done
+for _ in $(seq 1 300); do
+	[ "$(kc get nodes -o name 2>/dev/null | wc -l)" -ge "$nodes" ] && break
+	sleep 0.2
+done
 kc wait --for=condition=Ready node --all --timeout=120s >&2 || { kc get nodes >&2; exit 1; }
 # Pods reach nodes' pod networks through the nodes; the runner (here)
 # needs the same routes for the specs that dial pods from outside.
