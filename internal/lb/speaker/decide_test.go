@@ -133,3 +133,22 @@ func TestAssignPolicies(t *testing.T) {
 		t.Errorf("shared address for %s: %v", win, got)
 	}
 }
+
+func TestLinksPick(t *testing.T) {
+	ls := links{
+		{name: "eth0", prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.11/24")}},
+		{name: "eth1", prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.5/28"), netip.MustParsePrefix("2001:db8::5/64")}},
+	}
+	node := netip.MustParseAddr("198.51.100.11")
+	for ip, want := range map[string]string{"192.0.2.10": "eth1", "2001:db8::10": "eth1", "198.51.100.240": "eth0", "203.0.113.1": "eth0"} {
+		if got, err := ls.pick("", netip.MustParseAddr(ip), node); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %s", ip, got, err, want)
+		}
+	}
+	if got, _ := ls.pick("bond0", netip.MustParseAddr("192.0.2.10"), node); got != "bond0" {
+		t.Errorf("fixed interface: %q", got)
+	}
+	if _, err := ls.pick("", netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("10.9.9.9")); err == nil {
+		t.Error("no interface fits, yet no error")
+	}
+}

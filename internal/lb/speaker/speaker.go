@@ -61,7 +61,8 @@ type Config struct {
 	Members Members
 	// NewAnnouncer opens an announcer on an interface (nil: l2.New).
 	NewAnnouncer func(iface string) (Announcer, error)
-	// InterfaceFor overrides the interface choice (tests).
+	// InterfaceFor overrides the interface choice (tests); by default
+	// each decision reads the node's interfaces once for all addresses.
 	InterfaceFor func(ip netip.Addr) (string, error)
 	Recorder     record.EventRecorder
 	// Resync re-decides even without a change (default 10 s), so an
@@ -97,9 +98,6 @@ func New(cfg Config, f informers.SharedInformerFactory, slices feed.Source) (*Sp
 	}
 	if cfg.NewAnnouncer == nil {
 		cfg.NewAnnouncer = func(iface string) (Announcer, error) { return l2.New(l2.Config{Interface: iface}) }
-	}
-	if cfg.InterfaceFor == nil {
-		cfg.InterfaceFor = func(ip netip.Addr) (string, error) { return interfaceFor(cfg.Interface, ip, cfg.NodeIP) }
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
@@ -300,8 +298,18 @@ func (s *Speaker) sync() {
 			klog.InfoS("Stopped announcing a load-balancer address", "address", ip, "interface", iface)
 		}
 	}
+	choose := s.cfg.InterfaceFor
+	if choose == nil && len(want) > 0 {
+		links, err := readLinks()
+		choose = func(ip netip.Addr) (string, error) {
+			if err != nil && s.cfg.Interface == "" {
+				return "", err
+			}
+			return links.pick(s.cfg.Interface, ip, s.cfg.NodeIP)
+		}
+	}
 	for _, ip := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
-		iface, err := s.cfg.InterfaceFor(ip)
+		iface, err := choose(ip)
 		if err != nil {
 			klog.ErrorS(err, "No interface to announce a load-balancer address on", "address", ip)
 			continue
@@ -367,18 +375,22 @@ func (s *Speaker) withdrawAll() {
 	clear(s.announcers)
 }
 
-// interfaceFor picks the interface to announce ip on: the fixed one, else
-// the first (by index) with a subnet holding ip, else the one holding
-// nodeIP. Loopback and down interfaces never answer ARP.
-func interfaceFor(fixed string, ip, nodeIP netip.Addr) (string, error) {
-	if fixed != "" {
-		return fixed, nil
-	}
+// link is an interface that can answer ARP, with its addresses.
+type link struct {
+	name     string
+	prefixes []netip.Prefix
+}
+
+type links []link
+
+// readLinks lists the up, non-loopback interfaces and their addresses,
+// leaving out the pod bridge.
+func readLinks() (links, error) {
 	ifaces, err := net.Interfaces()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var byNodeIP string
+	var out links
 	for _, ifc := range ifaces {
 		if ifc.Flags&net.FlagLoopback != 0 || ifc.Flags&net.FlagUp == 0 || strings.HasPrefix(ifc.Name, "portal") {
 			continue
@@ -387,22 +399,34 @@ func interfaceFor(fixed string, ip, nodeIP netip.Addr) (string, error) {
 		if err != nil {
 			continue
 		}
+		l := link{name: ifc.Name}
 		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
+			if ipn, ok := a.(*net.IPNet); ok {
+				if p, ok := netip.AddrFromSlice(ipn.IP); ok {
+					ones, _ := ipn.Mask.Size()
+					l.prefixes = append(l.prefixes, netip.PrefixFrom(p.Unmap(), ones))
+				}
 			}
-			p, ok := netip.AddrFromSlice(ipn.IP)
-			if !ok {
-				continue
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// pick chooses the interface to announce ip on: the fixed one, else the
+// first (by index) with a subnet holding ip, else the one holding nodeIP.
+func (ls links) pick(fixed string, ip, nodeIP netip.Addr) (string, error) {
+	if fixed != "" {
+		return fixed, nil
+	}
+	var byNodeIP string
+	for _, l := range ls {
+		for _, p := range l.prefixes {
+			if p.Contains(ip) {
+				return l.name, nil
 			}
-			ones, _ := ipn.Mask.Size()
-			prefix := netip.PrefixFrom(p.Unmap(), ones)
-			if prefix.Contains(ip) {
-				return ifc.Name, nil
-			}
-			if p.Unmap() == nodeIP && byNodeIP == "" {
-				byNodeIP = ifc.Name
+			if p.Addr() == nodeIP && byNodeIP == "" {
+				byNodeIP = l.name
 			}
 		}
 	}
