@@ -34,6 +34,7 @@ import (
 	"k8s.io/klog/v2"
 
 	poolclient "github.com/portal-net/portal/internal/api/portal/client"
+	portalv1 "github.com/portal-net/portal/internal/api/portal/v1"
 	"github.com/portal-net/portal/internal/controller/internal/runner"
 	"github.com/portal-net/portal/internal/lb/ipam"
 )
@@ -126,8 +127,16 @@ func New(client kubernetes.Interface, pools poolclient.AddressPools, f informers
 		},
 	})
 	_, _ = c.poolInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.poolsChanged() },
-		UpdateFunc: func(old, obj any) { c.poolsChanged() },
+		AddFunc: func(obj any) { c.poolsChanged() },
+		// Only spec changes (a new generation) matter: the status this
+		// controller writes must not resync every service.
+		UpdateFunc: func(old, obj any) {
+			o, ok1 := old.(*portalv1.AddressPool)
+			n, ok2 := obj.(*portalv1.AddressPool)
+			if !ok1 || !ok2 || o.Generation != n.Generation {
+				c.poolsChanged()
+			}
+		},
 		DeleteFunc: func(obj any) { c.poolsChanged() },
 	})
 	return c, nil
@@ -225,15 +234,17 @@ func (c *Controller) enqueuePending() {
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
-	defer c.enqueuePoolStatuses()
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
 	}
 	svc, err := c.services.Services(ns).Get(name)
 	if apierrors.IsNotFound(err) || (err == nil && !c.ours(svc)) {
+		// Only a release changes the pools' usage: the many services that
+		// are no load balancers cost nothing here.
 		if c.alloc.Release(ipam.ServiceKey{Namespace: ns, Name: name}) {
 			c.enqueuePending()
+			c.enqueuePoolStatuses()
 		}
 		if err == nil && svc.Spec.Type != v1.ServiceTypeLoadBalancer && len(svc.Status.LoadBalancer.Ingress) > 0 &&
 			meta.FindStatusCondition(svc.Status.Conditions, ConditionAssigned) != nil {
@@ -245,6 +256,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	defer c.enqueuePoolStatuses()
 	req, err := ipam.RequestFromService(svc, c.namespaceLabels(ns))
 	var a ipam.Assignment
 	if err == nil {
