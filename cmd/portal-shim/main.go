@@ -8,4 +8,4 @@ import (
 	"github.com/portal-net/portal/internal/shimcmd"
 )
 
-func main() { os.Exit(shimcmd.Main(os.Args[1:])) }
+func main() { os.Exit(shimcmd.Program(os.Args)) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -105,6 +106,19 @@ type Mount struct {
 	HostPath      string
 	ContainerPath string
 	ReadOnly      bool
+}
+
+// File is a file an image puts into the container's root filesystem, as
+// a layer of a real image would: either Data (written into the
+// container's private copy, so the container may change or move it) or
+// HostPath (a host file bound read-only, such as the built-in images'
+// program).
+type File struct {
+	// Path is absolute, in the container.
+	Path     string
+	Data     []byte      `json:",omitempty"`
+	Mode     os.FileMode `json:",omitempty"`
+	HostPath string      `json:",omitempty"`
 }
 
 // SandboxStatus is the observed state of one pod sandbox.

@@ -11,12 +11,26 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/portal-net/portal/internal/podruntime/builtin/agnhost"
 	"github.com/portal-net/portal/internal/podruntime/builtin/nginx"
 	"github.com/portal-net/portal/internal/podruntime/shim"
 )
+
+// Program runs the process whose command line is argv: a built-in image's
+// program file (/agnhost, /pause in a container) runs as that program,
+// anything else is Main(argv[1:]).
+func Program(argv []string) int {
+	if len(argv) > 0 {
+		switch name := filepath.Base(argv[0]); name {
+		case "agnhost", "pause":
+			return Main(append([]string{name}, argv[1:]...))
+		}
+	}
+	return Main(argv[1:])
+}
 
 // Main runs the subcommand in args[0] and returns the exit code. args are
 // the process arguments after the program name and after any prefix that

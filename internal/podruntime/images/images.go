@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/portal-net/portal/internal/podruntime"
+	"github.com/portal-net/portal/internal/podruntime/builtin/localcert"
 )
 
 // ReasonNotRunnable is the waiting reason for an image that cannot run here.
@@ -106,6 +107,30 @@ func (r resolver) resolve(image string, command, args []string, shim string) ([]
 		}
 		return r.host(image, command, args)
 	}
+}
+
+// Files returns the files image puts into a container's root, as the
+// real image's layers would: agnhost's /agnhost (the built-in, so
+// "kubectl exec ... /agnhost dns-suffix" works as with the real image)
+// with /localhost.crt and /localhost.key, pause's /pause. shim is the
+// binary that embeds the built-in images; it runs as the program its
+// file is named after.
+func Files(image, shim string) ([]podruntime.File, error) {
+	switch name := Name(image); {
+	case name == "agnhost":
+		cert, key, err := localcert.PEM()
+		if err != nil {
+			return nil, err
+		}
+		return []podruntime.File{
+			{Path: "/agnhost", HostPath: shim},
+			{Path: "/localhost.crt", Data: cert, Mode: 0o644},
+			{Path: "/localhost.key", Data: key, Mode: 0o600},
+		}, nil
+	case name == "pause" || strings.HasPrefix(name, "pause-"):
+		return []podruntime.File{{Path: "/pause", HostPath: shim}}, nil
+	}
+	return nil, nil
 }
 
 // host resolves command[0] on the host filesystem.

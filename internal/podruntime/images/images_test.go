@@ -161,3 +161,26 @@ func TestResolveHost(t *testing.T) {
 		t.Fatalf("sh on host: got %q, %v", got, err)
 	}
 }
+
+func TestFiles(t *testing.T) {
+	files, err := Files("registry.k8s.io/e2e-test-images/agnhost:2.53", "/opt/portal-shim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]podruntime.File{}
+	for _, f := range files {
+		got[f.Path] = f
+	}
+	if got["/agnhost"].HostPath != "/opt/portal-shim" {
+		t.Errorf("/agnhost: %+v", got["/agnhost"])
+	}
+	if !strings.HasPrefix(string(got["/localhost.crt"].Data), "-----BEGIN CERTIFICATE-----") || len(got["/localhost.key"].Data) == 0 {
+		t.Errorf("agnhost's certificate files missing: %v", got)
+	}
+	if files, _ := Files("registry.k8s.io/pause:3.10", "/opt/portal-shim"); len(files) != 1 || files[0].Path != "/pause" {
+		t.Errorf("pause: %+v", files)
+	}
+	if files, _ := Files("busybox:1.36", "/opt/portal-shim"); len(files) != 0 {
+		t.Errorf("busybox: %+v", files)
+	}
+}

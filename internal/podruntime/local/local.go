@@ -450,6 +450,10 @@ func (r *Runtime) StartContainer(ctx context.Context, uid types.UID, cfg podrunt
 	if err != nil {
 		return err
 	}
+	files, err := images.Files(cfg.Image, r.cfg.ShimBinary)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", cfg.Image, err)
+	}
 	if (cfg.MemoryLimitBytes > 0 || cfg.CPULimitMillis > 0) && !shim.CgroupLimitsAvailable() {
 		r.noLimits.Do(func() {
 			r.cfg.Log("container limits are not enforced: no cgroup v2 memory/cpu controllers on this host")
@@ -461,6 +465,7 @@ func (r *Runtime) StartContainer(ctx context.Context, uid types.UID, cfg podrunt
 		Env:              cfg.Env,
 		WorkingDir:       cfg.WorkingDir,
 		Mounts:           cfg.Mounts,
+		Files:            files,
 		Attempt:          cfg.Attempt,
 		Stdin:            cfg.Stdin,
 		TTY:              cfg.TTY,

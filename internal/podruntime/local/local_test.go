@@ -372,9 +372,11 @@ func TestExitCodesEventsAndRestart(t *testing.T) {
 		t.Errorf("previous log %q", got)
 	}
 
-	// A command that cannot run fails the start and says why.
-	bad := podruntime.ContainerConfig{Name: "bad", Image: "busybox", Command: []string{"/bin/sh"}, WorkingDir: "/does/not/exist"}
-	if err := f.rt.StartContainer(ctxT(t), uid, bad); err == nil || !strings.Contains(err.Error(), "/does/not/exist") {
+	// A command that cannot run fails the start and says why (a missing
+	// working directory is made, as container engines do, but not in
+	// /proc).
+	bad := podruntime.ContainerConfig{Name: "bad", Image: "busybox", Command: []string{"/bin/sh"}, WorkingDir: "/proc/does/not/exist"}
+	if err := f.rt.StartContainer(ctxT(t), uid, bad); err == nil || !strings.Contains(err.Error(), "/proc/does/not/exist") {
 		t.Errorf("start with a missing working dir: %v", err)
 	}
 	f.wait(uid, "bad", "exited with StartError", func(c podruntime.ContainerStatus) bool { return exited(c) && c.Reason == "StartError" })
@@ -945,5 +947,78 @@ func TestStopSandboxKeepsLogs(t *testing.T) {
 	}
 	if err := f.rt.StopSandbox(ctxT(t), uid); err != nil {
 		t.Errorf("second stop: %v", err)
+	}
+}
+
+// Each container has its own root: the host's files copy-on-write, the
+// image's files, volumes resolved inside it.
+func TestPrivateRoot(t *testing.T) {
+	f := newFixture(t)
+	uid := types.UID("pod-root")
+	f.pod(uid, "rooted")
+	vol := t.TempDir()
+	if err := os.WriteFile(filepath.Join(vol, "f"), []byte("from the volume"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// /var/run is a symlink to /run on Debian; the mount must follow it
+	// inside the container, never on the host.
+	const volPath = "/var/run/portal-test-secrets/vol"
+	a := podruntime.ContainerConfig{Name: "a", Image: "registry.k8s.io/e2e-test-images/agnhost:2.53", Args: []string{"pause"},
+		Mounts: []podruntime.Mount{{HostPath: vol, ContainerPath: volPath}}}
+	f.start(uid, a)
+	f.start(uid, podruntime.ContainerConfig{Name: "b", Image: "busybox", Args: []string{"sh", "-c", "pwd; sleep 600"}, WorkingDir: "/made/by/runtime"})
+	f.wait(uid, "a", "running", running)
+	f.wait(uid, "b", "running", running)
+
+	sh := func(container, script string) (string, int) {
+		t.Helper()
+		return f.exec(uid, container, "sh", "-c", script)
+	}
+	// The image's files: the program and the certificate agnhost carries.
+	if out, code := sh("a", "/agnhost pause --help >/dev/null 2>&1; test -x /agnhost && head -1 /localhost.crt"); code != 0 || out != "-----BEGIN CERTIFICATE-----\n" {
+		t.Errorf("agnhost image files: exit %d, %q", code, out)
+	}
+	// Moving an image file (the StatefulSet specs break a readiness probe
+	// so) works and stays in the container.
+	if out, code := sh("a", "mv /localhost.crt /tmp/ && test ! -e /localhost.crt && ls /tmp/localhost.crt"); code != 0 || out != "/tmp/localhost.crt\n" {
+		t.Errorf("mv /localhost.crt /tmp/: exit %d, %q", code, out)
+	}
+	// Writes anywhere stay in the container that made them.
+	const probe = "/usr/portal-private-root-test"
+	if _, code := sh("a", "echo private > "+probe); code != 0 {
+		t.Errorf("write %s: exit %d", probe, code)
+	}
+	if out, _ := sh("a", "cat "+probe); out != "private\n" {
+		t.Errorf("container a reads back %q", out)
+	}
+	if _, code := sh("b", "test -e "+probe); code == 0 {
+		t.Errorf("container b sees a's %s", probe)
+	}
+	if _, err := os.Stat(probe); err == nil {
+		t.Errorf("the host sees the container's %s", probe)
+	}
+	// Volumes and the pod's /etc files.
+	if out, _ := sh("a", "cat "+volPath+"/f"); out != "from the volume" {
+		t.Errorf("volume at %s: %q", volPath, out)
+	}
+	if _, err := os.Stat("/run/portal-test-secrets"); err == nil {
+		t.Errorf("the volume's mount point was made on the host")
+	}
+	if out, _ := sh("a", "cat /etc/hostname"); strings.TrimSpace(out) != "rooted" {
+		t.Errorf("/etc/hostname %q", out)
+	}
+	if out, _ := sh("a", "cat /etc/resolv.conf"); out != resolv {
+		t.Errorf("/etc/resolv.conf %q", out)
+	}
+	// A missing working directory is made inside the container.
+	if got := f.logs(uid, "b", podruntime.LogOptions{TailLines: -1}); got != "/made/by/runtime\n" {
+		t.Errorf("working directory: %q", got)
+	}
+	if _, err := os.Stat("/made"); err == nil {
+		t.Errorf("the working directory was made on the host")
+	}
+	// The host's tree is not reachable from inside.
+	if _, code := sh("a", "test -e /.portal-host"); code == 0 {
+		t.Errorf("the host's root is still mounted in the container")
 	}
 }

@@ -43,9 +43,11 @@ type StartRequest struct {
 	Env        []string
 	WorkingDir string
 	Mounts     []podruntime.Mount
-	Attempt    int
-	Stdin      bool
-	TTY        bool
+	// Files are the image's own files in the container's root.
+	Files   []podruntime.File `json:",omitempty"`
+	Attempt int
+	Stdin   bool
+	TTY     bool
 	// MemoryLimitBytes and CPULimitMillis: 0 is no limit.
 	MemoryLimitBytes int64
 	CPULimitMillis   int64

@@ -20,8 +20,8 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // Init is the container's first process (the "init" subcommand). It runs
 // in a fresh mount namespace inside the pod's PID, network and UTS
-// namespaces, shapes the container's view of the filesystem and execs
-// the command. It returns only on failure, with the exit code.
+// namespaces, gives the container its own root filesystem (enterRoot)
+// and execs the command. It returns only on failure, with the exit code.
 func Init() int {
 	report := os.NewFile(syncFd, "sync")
 	fail := func(format string, args ...any) int {
@@ -54,31 +54,28 @@ func Init() int {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fail("init: make mounts private: %v", err)
 	}
-	for name, src := range cfg.EtcFiles {
-		dst := filepath.Join("/etc", name)
-		if _, err := os.Stat(dst); err != nil {
-			continue
-		}
-		if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
-			return fail("init: mount %s: %v", dst, err)
-		}
+	if cfg.Root == "" {
+		return fail("init: no root directory")
 	}
-	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		return fail("init: mount /proc: %v", err)
-	}
-	for _, m := range cfg.Mounts {
-		if err := bindMount(m.HostPath, m.ContainerPath, m.ReadOnly); err != nil {
-			return fail("init: mount %s at %s: %v", m.HostPath, m.ContainerPath, err)
-		}
+	if err := enterRoot(&cfg); err != nil {
+		return fail("init: %v", err)
 	}
 	if cfg.WorkingDir != "" {
+		// Like a container engine, create a working directory the
+		// image lacks.
+		if err := os.MkdirAll(cfg.WorkingDir, 0o755); err != nil {
+			return fail("init: working directory %s: %v", cfg.WorkingDir, err)
+		}
 		if err := os.Chdir(cfg.WorkingDir); err != nil {
-			return fail("init: working directory: %v", err)
+			return fail("init: working directory %s: %v", cfg.WorkingDir, err)
 		}
 	}
 	path, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
 		return fail("init: %v", err)
+	}
+	if path == cfg.Self {
+		path = "/proc/self/exe"
 	}
 	unix.CloseOnExec(syncFd)
 	err = unix.Exec(path, cfg.Argv, cfg.Env)

@@ -323,9 +323,17 @@ type initConfig struct {
 	Env        []string
 	WorkingDir string
 	Mounts     []podruntime.Mount
+	Files      []podruntime.File
 	// Files bind-mounted over /etc/<name>.
 	EtcFiles map[string]string
 	Cgroup   string
+	// Root is an empty host directory on which init builds the
+	// container's root filesystem (see rootfs_linux.go).
+	Root string
+	// Self is the path of the binary init runs from: an argv[0] naming
+	// it is executed through /proc/self/exe, which the container's root
+	// need not show.
+	Self string
 }
 
 // InitEnv carries the initConfig (JSON) to the init process.
@@ -418,8 +426,16 @@ func (s *server) forkLocked(req StartRequest) (p *proc, err error) {
 		Env:        req.Env,
 		WorkingDir: req.WorkingDir,
 		Mounts:     req.Mounts,
+		Files:      req.Files,
 		EtcFiles:   map[string]string{},
 		Cgroup:     p.cgroup,
+		Root:       filepath.Join(s.cfg.Dir, ContainersDir, req.Name, "rootfs"),
+	}
+	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
+		return nil, err
+	}
+	if self, err := os.Executable(); err == nil {
+		cfg.Self = self
 	}
 	for _, name := range []string{ResolvConfFile, HostsFile, HostnameFile} {
 		if src := filepath.Join(s.cfg.Dir, name); exists(src) {

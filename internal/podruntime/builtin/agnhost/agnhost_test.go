@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -469,5 +471,50 @@ func TestPorterJSON(t *testing.T) {
 	h.start("porter", "--json-response")
 	if _, body, _ := get(t, "http://"+h.addr("tcp:8001")+"/some/path"); body != `{"Method":"GET","Body":"foo"}` {
 		t.Errorf("json response %q", body)
+	}
+}
+
+func TestTestWebserver(t *testing.T) {
+	h := newHarness(t)
+	h.env.root = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(h.env.root, "results"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.env.root, "results", "wheezy_udp@kubernetes.default"), []byte("OK"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.start("test-webserver")
+	base := "http://" + h.addr("tcp:80")
+	if code, body, _ := get(t, base+"/results/wheezy_udp@kubernetes.default"); code != 200 || body != "OK" {
+		t.Errorf("file: %d %q", code, body)
+	}
+	if code, _, _ := get(t, base+"/results/missing"); code != 404 {
+		t.Errorf("missing file: %d", code)
+	}
+	if code, _, _ := get(t, base+"/../../etc/passwd"); code != 404 {
+		t.Errorf("a path above the root: %d", code)
+	}
+}
+
+func TestDNSSuffixAndServerList(t *testing.T) {
+	h := newHarness(t)
+	h.env.root = t.TempDir()
+	if err := os.MkdirAll(filepath.Join(h.env.root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := "# generated\nnameserver 1.1.1.1\nnameserver 10.96.0.10\nsearch old.example\nsearch resolv.conf.local ns.svc.cluster.local\noptions ndots:5\n"
+	if err := os.WriteFile(filepath.Join(h.env.root, "etc", "resolv.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for cmd, want := range map[string]string{
+		"dns-suffix":      "resolv.conf.local,ns.svc.cluster.local\n",
+		"dns-server-list": "1.1.1.1,10.96.0.10\n",
+	} {
+		var out bytes.Buffer
+		e := h.env
+		e.stdout = &out
+		if code := run(context.Background(), []string{cmd}, e); code != 0 || out.String() != want {
+			t.Errorf("%s: exit %d, %q, want %q", cmd, code, out.String(), want)
+		}
 	}
 }

@@ -32,6 +32,8 @@ type env struct {
 	now            func() time.Time
 	listen         func(network, addr string) (net.Listener, error)
 	listenPacket   func(network, addr string) (net.PacketConn, error)
+	// root is the container's file system root ("/").
+	root string
 }
 
 func osEnv() env {
@@ -44,6 +46,7 @@ func osEnv() env {
 		now:          time.Now,
 		listen:       net.Listen,
 		listenPacket: net.ListenPacket,
+		root:         "/",
 	}
 }
 
@@ -53,11 +56,14 @@ type subcommand struct {
 }
 
 var subcommands = map[string]subcommand{
-	"netexec":        {"HTTP, UDP servers with test endpoints (/echo, /dial, /hostname, ...)", netexec},
-	"serve-hostname": {"answers every request with the hostname (HTTP, TCP or UDP)", serveHostname},
-	"pause":          {"waits until SIGTERM or SIGINT", pause},
-	"liveness":       {"HTTP :8080 /healthz: 200 for 10 seconds, then 500", liveness},
-	"porter":         {"serves $SERVE_PORT_<port> on each <port>", porter},
+	"netexec":         {"HTTP, UDP servers with test endpoints (/echo, /dial, /hostname, ...)", netexec},
+	"serve-hostname":  {"answers every request with the hostname (HTTP, TCP or UDP)", serveHostname},
+	"pause":           {"waits until SIGTERM or SIGINT", pause},
+	"liveness":        {"HTTP :8080 /healthz: 200 for 10 seconds, then 500", liveness},
+	"porter":          {"serves $SERVE_PORT_<port> on each <port>", porter},
+	"test-webserver":  {"serves the container's files over HTTP (--port, default 80)", testWebserver},
+	"dns-suffix":      {"prints the DNS search list of /etc/resolv.conf, comma separated", dnsSuffix},
+	"dns-server-list": {"prints the name servers of /etc/resolv.conf, comma separated", dnsServerList},
 }
 
 // run is Main with the context that ends on SIGTERM and the process env.

@@ -2,18 +2,12 @@ package agnhost
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"sort"
@@ -21,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portal-net/portal/internal/podruntime/builtin/localcert"
 )
 
 // pause blocks until SIGTERM/SIGINT. Upstream exits 1 or 2 depending on
@@ -132,7 +128,7 @@ func porter(ctx context.Context, e env, args []string) int {
 		ln, err := e.listen("tcp", fmt.Sprintf(":%d", p))
 		if err == nil && overTLS[p] {
 			if tlsConfig == nil {
-				tlsConfig, err = selfSigned()
+				tlsConfig, err = localhostTLS()
 			}
 			if err == nil {
 				ln = tls.NewListener(ln, tlsConfig)
@@ -232,26 +228,19 @@ func flagExit(err error) int {
 	return 1
 }
 
-// selfSigned is a TLS configuration with a fresh self-signed certificate
-// for localhost, 127.0.0.1 and ::1.
-func selfSigned() (*tls.Config, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// localhostTLS serves the image's /localhost.crt and /localhost.key, as
+// the agnhost image does; without them (a runtime that gives no image
+// files) a fresh certificate for localhost.
+func localhostTLS() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair("/localhost.crt", "/localhost.key")
 	if err != nil {
-		return nil, err
+		c, k, gerr := localcert.PEM()
+		if gerr != nil {
+			return nil, gerr
+		}
+		if cert, err = tls.X509KeyPair(c, k); err != nil {
+			return nil, err
+		}
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
