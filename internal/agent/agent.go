@@ -55,11 +55,13 @@ type Agent struct {
 	client kubernetes.Interface
 	rt     podruntime.Runtime
 	net    network.Manager
-	probes *prober.Manager
-	rec    record.EventRecorder
-	lbRec  record.EventRecorder // the load-balancer speaker's events
-	back   *podstatus.Backoff
-	mach   nodeInfo
+	// hostPorts maps the pods' host ports (nil: nftables, see hostports.go).
+	hostPorts hostPortTable
+	probes    *prober.Manager
+	rec       record.EventRecorder
+	lbRec     record.EventRecorder // the load-balancer speaker's events
+	back      *podstatus.Backoff
+	mach      nodeInfo
 
 	hostResolv []byte
 	clusterCA  []byte
@@ -176,6 +178,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	hostPorts := make(chan struct{}, 1)
+	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { kick(hostPorts) },
+		UpdateFunc: func(any, any) { kick(hostPorts) },
+		DeleteFunc: func(any) { kick(hostPorts) },
+	}); err != nil {
+		return err
+	}
 	routes := make(chan struct{}, 1)
 	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { kick(routes) },
@@ -210,6 +220,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	go a.syncRoutes(ctx, nodes.Lister(), routes)
+	go a.syncHostPorts(ctx, hostPorts)
 	go a.runtimeEvents(ctx)
 	go a.probeUpdates(ctx)
 
