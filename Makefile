@@ -66,7 +66,7 @@ e2e: build
 	$(GO) test -c -o $(BIN)/e2e.test ./test/e2e
 	cd test/e2e && unshare --net --mount --pid --fork --mount-proc --kill-child -- ../../hack/in-netns.sh ../../$(BIN)/e2e.test -test.count=1 -test.v -test.timeout 20m -portal $(abspath $(BIN)/portal)
 
-test: build vet unit e2e
+test: build vet unit e2e conformance-subset
 
 bench: build
 	hack/bench.sh
@@ -128,6 +128,19 @@ bench-lb: build
 .PHONY: conformance kube-e2e-test
 kube-e2e-test:
 	cd test/conformance && GOFLAGS='-mod=mod -buildvcs=false' $(GO) test -c -o ../../$(BIN)/kube-e2e.test k8s.io/kubernetes/test/e2e
+
+# The short upstream subset of `make test` (issue 10): sig-network's
+# EndpointSlice, Endpoints, Services, ServiceCIDR and DNS [Conformance]
+# specs, from a smaller e2e binary holding only the network suite
+# (test/conformance/subset), in the same lab as `make conformance`.
+SUBSET_FOCUS := \[sig-network\] (EndpointSlice|EndpointSliceMirroring|Endpoints|EndpointsController|Services|ServiceCIDR and IPAddress API|DNS) .*\[Conformance\]
+.PHONY: conformance-subset
+conformance-subset: build
+	cd test/conformance && GOFLAGS='-mod=mod -buildvcs=false' $(GO) test -c -o ../../$(BIN)/kube-e2e-subset.test ./subset
+	hack/deps.sh dig:bind9-dnsutils nc:netcat-openbsd
+	unshare --net --mount --pid --fork --mount-proc --kill-child -- hack/in-netns.sh \
+	  hack/conformance.sh -portal $(BIN)/portal -e2e $(BIN)/kube-e2e-subset.test -out _output/conformance-subset \
+	  -focus '$(SUBSET_FOCUS)' -timeout 15m
 
 conformance: build kube-e2e-test
 	hack/deps.sh dig:bind9-dnsutils nc:netcat-openbsd
