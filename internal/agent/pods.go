@@ -305,6 +305,7 @@ func (a *Agent) containerConfig(ctx context.Context, pod *corev1.Pod, sb *podrun
 	cfg := podruntime.ContainerConfig{
 		Name: c.Name, Image: c.Image, Command: cmd, Args: args, Env: env,
 		WorkingDir: c.WorkingDir, Mounts: mounts, Attempt: attempt, Stdin: c.Stdin, TTY: c.TTY,
+		SharePID: pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace,
 	}
 	if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
 		cfg.MemoryLimitBytes = q.Value()

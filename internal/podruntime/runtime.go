@@ -99,6 +99,12 @@ type ContainerConfig struct {
 	// controllers; ignored (and reported once in the agent log) otherwise.
 	MemoryLimitBytes int64
 	CPULimitMillis   int64
+	// SharePID is the pod's spec.shareProcessNamespace: the container
+	// joins the pod's PID namespace. Otherwise it has its own, and its
+	// first process is PID 1 there, as with any container engine (a
+	// SIGTERM it has no handler for does nothing; the grace period ends
+	// it with SIGKILL).
+	SharePID bool
 }
 
 // Mount is one bind mount.

@@ -471,6 +471,7 @@ func (r *Runtime) StartContainer(ctx context.Context, uid types.UID, cfg podrunt
 		TTY:              cfg.TTY,
 		MemoryLimitBytes: cfg.MemoryLimitBytes,
 		CPULimitMillis:   cfg.CPULimitMillis,
+		SharePID:         cfg.SharePID,
 	})
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", cfg.Name, err)

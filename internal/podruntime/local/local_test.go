@@ -286,8 +286,9 @@ func TestPodWithTwoContainers(t *testing.T) {
 	if out, _ := f.exec(uid, "sh", busybox, "cat", "/etc/hosts"); !strings.Contains(out, "10.244.0.2\ttwo-pod\n") {
 		t.Errorf("/etc/hosts inside = %q", out)
 	}
-	// The container's environment, and a /proc of the pod's PID namespace.
-	if out, _ := f.exec(uid, "sh", busybox, "sh", "-c", `echo "$GREETING"; cat /proc/1/cmdline | tr '\0' ' '`); !strings.HasPrefix(out, "hi there\n") || !strings.Contains(out, " shim ") {
+	// The container's environment, and a /proc of its own PID namespace,
+	// where its command is PID 1.
+	if out, _ := f.exec(uid, "sh", busybox, "sh", "-c", `echo "$GREETING"; cat /proc/1/cmdline | tr '\0' ' '`); !strings.HasPrefix(out, "hi there\n") || !strings.Contains(out, "sleep 1000") {
 		t.Errorf("env / pid 1 inside = %q", out)
 	}
 	if got := f.waitHTTP(uid, "sh", "http://127.0.0.1:8080/hostname"); got != "two-pod" {
@@ -401,7 +402,9 @@ func TestStopContainer(t *testing.T) {
 	f := newFixture(t)
 	uid := types.UID("pod-stop")
 	f.pod(uid, "stop")
-	f.start(uid, busyboxSh("polite", "sleep 1000"))
+	// The container's first process is PID 1 of its own PID namespace: a
+	// SIGTERM counts only with a handler, as with any container engine.
+	f.start(uid, busyboxSh("polite", `trap "exit 143" TERM; while true; do sleep 0.1; done`))
 	f.start(uid, busyboxSh("stubborn", `trap "" TERM; echo ready; sleep 100`))
 	f.wait(uid, "polite", "running", running)
 	f.wait(uid, "stubborn", "running", running)
@@ -417,7 +420,7 @@ func TestStopContainer(t *testing.T) {
 		t.Errorf("SIGTERM was not honoured: stop took %s", d)
 	}
 	c := f.wait(uid, "polite", "exited", exited)
-	if c.Signal != "SIGTERM" || c.ExitCode != 143 {
+	if c.ExitCode != 143 {
 		t.Errorf("polite: %+v", c)
 	}
 
@@ -1020,5 +1023,28 @@ func TestPrivateRoot(t *testing.T) {
 	// The host's tree is not reachable from inside.
 	if _, code := sh("a", "test -e /.portal-host"); code == 0 {
 		t.Errorf("the host's root is still mounted in the container")
+	}
+}
+
+// With shareProcessNamespace the containers see each other, and the pod's
+// supervisor is PID 1.
+func TestSharedPIDNamespace(t *testing.T) {
+	f := newFixture(t)
+	uid := types.UID("pod-sharepid")
+	f.pod(uid, "sharepid")
+	a := busyboxSh("a", "sleep 1001")
+	a.SharePID = true
+	b := busyboxSh("b", "sleep 1002")
+	b.SharePID = true
+	f.start(uid, a)
+	f.start(uid, b)
+	f.wait(uid, "a", "running", running)
+	f.wait(uid, "b", "running", running)
+	out, _ := f.exec(uid, "b", "sh", "-c", `for p in /proc/[0-9]*; do tr '\0' ' ' < $p/cmdline; echo; done`)
+	if !strings.Contains(out, "sleep 1001") || !strings.Contains(out, "sleep 1002") {
+		t.Errorf("container b does not see both containers' processes:\n%s", out)
+	}
+	if pid1, _ := f.exec(uid, "b", "sh", "-c", `tr '\0' ' ' < /proc/1/cmdline`); !strings.Contains(pid1, " shim ") {
+		t.Errorf("PID 1 of a shared namespace is %q, want the pod's supervisor", pid1)
 	}
 }

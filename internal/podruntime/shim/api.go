@@ -51,6 +51,8 @@ type StartRequest struct {
 	// MemoryLimitBytes and CPULimitMillis: 0 is no limit.
 	MemoryLimitBytes int64
 	CPULimitMillis   int64
+	// SharePID: see podruntime.ContainerConfig.
+	SharePID bool `json:",omitempty"`
 }
 
 // StopRequest stops a container: Signal (default SIGTERM) to its process

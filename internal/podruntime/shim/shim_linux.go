@@ -446,11 +446,15 @@ func (s *server) forkLocked(req StartRequest) (p *proc, err error) {
 	if err != nil {
 		return nil, err
 	}
+	clone := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWIPC)
+	if !req.SharePID {
+		clone |= unix.CLONE_NEWPID
+	}
 	attr := &syscall.ProcAttr{
 		Env:   []string{InitEnv + "=" + string(b)},
 		Files: []uintptr{stdio[0].Fd(), stdio[1].Fd(), stdio[2].Fd(), syncW.Fd()},
 		Sys: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWIPC,
+			Cloneflags: clone,
 			// Its own process group (session with a TTY), so a stop
 			// reaches everything the container started.
 			Setpgid: !req.TTY,
