@@ -93,12 +93,26 @@ func (p *Pods) Connect(ctx context.Context, id string, options runtime.Object, r
 		if port, err = podPort(pod, port); err != nil {
 			return nil, err
 		}
+	} else {
+		port = firstPort(pod)
 	}
 	loc := &url.URL{Scheme: scheme, Host: hostPort(pod.Status.PodIP, port), Path: opts.Path}
 	if loc.Scheme == "" {
 		loc.Scheme = "http"
 	}
 	return handler(loc, responder), nil
+}
+
+// firstPort is the port of a request that names none: the first port a
+// container declares, as kube-apiserver picks it ("" when none does: the
+// scheme's default).
+func firstPort(pod *corev1.Pod) string {
+	for _, c := range pod.Spec.Containers {
+		if len(c.Ports) > 0 {
+			return strconv.Itoa(int(c.Ports[0].ContainerPort))
+		}
+	}
+	return ""
 }
 
 // podPort resolves a port number or a container port name.

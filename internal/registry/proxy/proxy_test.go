@@ -41,3 +41,16 @@ func TestEndpointsFor(t *testing.T) {
 		t.Errorf("the only port: %v %v", got, err)
 	}
 }
+
+func TestFirstPort(t *testing.T) {
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{
+		{Name: "sidecar"},
+		{Name: "web", Ports: []corev1.ContainerPort{{ContainerPort: 9376}, {ContainerPort: 8080}}},
+	}}}
+	if got := firstPort(pod); got != "9376" {
+		t.Errorf("firstPort = %q, want the first declared container port 9376", got)
+	}
+	if got := firstPort(&corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}); got != "" {
+		t.Errorf("firstPort without ports = %q, want the scheme's default", got)
+	}
+}
