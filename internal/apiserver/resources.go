@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -82,6 +83,36 @@ func simpleKinds() []*registry.Kind {
 		{GVK: core.WithKind("ConfigMap"), Resource: "configmaps", Singular: "configmap", Namespaced: true,
 			New: newFn[corev1.ConfigMap](), NewList: newFn[corev1.ConfigMapList](), ShortNames: []string{"cm"},
 			Validate: typed(validation.ValidateConfigMap), Table: table("", "configmaps")},
+		{GVK: core.WithKind("PersistentVolumeClaim"), Resource: "persistentvolumeclaims", Singular: "persistentvolumeclaim", Namespaced: true,
+			New: newFn[corev1.PersistentVolumeClaim](), NewList: newFn[corev1.PersistentVolumeClaimList](), ShortNames: []string{"pvc"},
+			HasStatus: true, NoGeneration: true,
+			PrepareForCreate: func(_ context.Context, obj runtime.Object) {
+				validation.DefaultPersistentVolumeClaim(obj.(*corev1.PersistentVolumeClaim))
+			},
+			PrepareForUpdate: func(_ context.Context, obj, _ runtime.Object) {
+				validation.DefaultPersistentVolumeClaim(obj.(*corev1.PersistentVolumeClaim))
+			},
+			PrepareForStatusUpdate: func(_ context.Context, obj, _ runtime.Object) {
+				validation.DefaultPersistentVolumeClaim(obj.(*corev1.PersistentVolumeClaim))
+			},
+			Validate:       typed(validation.ValidatePersistentVolumeClaim),
+			ValidateUpdate: typedUpdate(validation.ValidatePersistentVolumeClaimUpdate),
+			Table:          table("", "persistentvolumeclaims")},
+		{GVK: core.WithKind("PersistentVolume"), Resource: "persistentvolumes", Singular: "persistentvolume",
+			New: newFn[corev1.PersistentVolume](), NewList: newFn[corev1.PersistentVolumeList](), ShortNames: []string{"pv"},
+			HasStatus: true, NoGeneration: true,
+			PrepareForCreate: func(_ context.Context, obj runtime.Object) {
+				validation.PreparePersistentVolumeCreate(obj.(*corev1.PersistentVolume), metav1.Now())
+			},
+			PrepareForUpdate: func(_ context.Context, obj, _ runtime.Object) {
+				validation.DefaultPersistentVolume(obj.(*corev1.PersistentVolume))
+			},
+			PrepareForStatusUpdate: func(_ context.Context, obj, old runtime.Object) {
+				validation.PreparePersistentVolumeStatusUpdate(obj.(*corev1.PersistentVolume), old.(*corev1.PersistentVolume), metav1.Now())
+			},
+			Validate:       typed(validation.ValidatePersistentVolume),
+			ValidateUpdate: typedUpdate(validation.ValidatePersistentVolumeUpdate),
+			Table:          table("", "persistentvolumes")},
 		{GVK: core.WithKind("Secret"), Resource: "secrets", Singular: "secret", Namespaced: true,
 			New: newFn[corev1.Secret](), NewList: newFn[corev1.SecretList](),
 			Validate: typed(validation.ValidateSecret), Table: table("", "secrets")},
