@@ -55,6 +55,9 @@ type Agent struct {
 	client kubernetes.Interface
 	rt     podruntime.Runtime
 	net    network.Manager
+	// admitMu serialises admission and sandbox creation of pods with
+	// host ports (see admit).
+	admitMu sync.Mutex
 	// hostPorts maps the pods' host ports (nil: nftables, see hostports.go).
 	hostPorts hostPortTable
 	probes    *prober.Manager

@@ -39,7 +39,21 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (boo
 		if terminal {
 			return false, nil // finished before; nothing to run
 		}
-		if sb, err = a.runSandbox(ctx, pod); err != nil {
+		// Pods asking for host ports are admitted one at a time, so two
+		// of them can never both take the same port.
+		if len(hostPorts(pod)) > 0 {
+			a.admitMu.Lock()
+			if reason, msg := a.admit(pod); reason != "" {
+				a.admitMu.Unlock()
+				a.reject(ctx, pod, reason, msg)
+				return false, nil
+			}
+			sb, err = a.runSandbox(ctx, pod)
+			a.admitMu.Unlock()
+		} else {
+			sb, err = a.runSandbox(ctx, pod)
+		}
+		if err != nil {
 			a.event(pod, "", corev1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: %v", err)
 			a.updateStatus(ctx, w, pod, nil)
 			return false, err
