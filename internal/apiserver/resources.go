@@ -169,6 +169,7 @@ func simpleKinds() []*registry.Kind {
 		{GVK: apps.WithKind("ControllerRevision"), Resource: "controllerrevisions", Singular: "controllerrevision", Namespaced: true,
 			New: newFn[appsv1.ControllerRevision](), NewList: newFn[appsv1.ControllerRevisionList](),
 			Table: table("apps", "controllerrevisions")},
+		resourceQuotaKind(),
 	}
 }
 
@@ -248,6 +249,7 @@ func (s *Server) installResources(ctx context.Context, optsGetter generic.RESTOp
 		add("", sub, st)
 	}
 
+	installQuotaAdmission(groups[""])
 	coreInfo := genericapiserver.NewDefaultAPIGroupInfo("", Scheme, ParameterCodec, Codecs)
 	coreInfo.VersionedResourcesStorageMap["v1"] = groups[""]
 	coreInfo.NegotiatedSerializer = newNegotiatedSerializer()

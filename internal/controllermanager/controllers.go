@@ -21,6 +21,7 @@ import (
 	"github.com/portal-net/portal/internal/controller/nodeipam"
 	"github.com/portal-net/portal/internal/controller/nodelifecycle"
 	"github.com/portal-net/portal/internal/controller/replicaset"
+	"github.com/portal-net/portal/internal/controller/resourcequota"
 	"github.com/portal-net/portal/internal/controller/statefulset"
 	"github.com/portal-net/portal/internal/scheduler"
 )
@@ -80,6 +81,10 @@ var descriptors = []descriptor{
 	}},
 	{name: "serviceaccount", start: func(c *Context) func(context.Context) {
 		ctl := serviceaccount.New(c.Client, c.Informers)
+		return workers(ctl.Run, c.Config.Workers)
+	}},
+	{name: "resourcequota", start: func(c *Context) func(context.Context) {
+		ctl := resourcequota.New(c.Client, c.Informers, resourcequota.Options{})
 		return workers(ctl.Run, c.Config.Workers)
 	}},
 	{name: "root-ca-cert-publisher", start: func(c *Context) func(context.Context) {

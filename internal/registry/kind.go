@@ -43,6 +43,11 @@ type Kind struct {
 	ValidateStatusUpdate   func(obj, old runtime.Object) field.ErrorList
 	Warnings               func(obj, old runtime.Object) []string
 	GracefulDelete         func(obj runtime.Object, options *metav1.DeleteOptions) bool
+	// Admit, when set, runs on create after validation and before the
+	// object is stored, as kube-apiserver's validating admission does
+	// (resource quota); an error rejects the create. dryRun requests must
+	// not leave side effects.
+	Admit func(ctx context.Context, obj runtime.Object, dryRun bool) error
 	// TTL, when set, expires objects (events) after it.
 	TTLSeconds uint64
 
@@ -70,6 +75,28 @@ type Store struct {
 	*genericregistry.Store
 	kind *Kind
 }
+
+// Create runs the kind's admission, if any, after the generic store's
+// validation and before the object is stored.
+func (s *Store) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, options *metav1.CreateOptions) (runtime.Object, error) {
+	if admit := s.kind.Admit; admit != nil {
+		dryRun := options != nil && len(options.DryRun) > 0
+		next := createValidation
+		createValidation = func(ctx context.Context, obj runtime.Object) error {
+			if next != nil {
+				if err := next(ctx, obj); err != nil {
+					return err
+				}
+			}
+			return admit(ctx, obj, dryRun)
+		}
+	}
+	return s.Store.Create(ctx, obj, createValidation, options)
+}
+
+// Kind returns the kind the store serves; set hooks such as Admit on it
+// before the API is installed.
+func (s *Store) Kind() *Kind { return s.kind }
 
 // ShortNames implements rest.ShortNamesProvider.
 func (s *Store) ShortNames() []string { return s.kind.ShortNames }
