@@ -2,7 +2,6 @@ package apiserver_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -80,15 +79,7 @@ func TestAddressPoolAPI(t *testing.T) {
 	_, err = pools.UpdateStatus(ctx, toU(p), metav1.UpdateOptions{})
 	assertInvalidField(t, err, "status.assigned", "")
 
-	raw, err := ts.client.CoreV1().RESTClient().Get().AbsPath("/apis/portal.dev/v1/addresspools").
-		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tbl metav1.Table
-	if err := json.Unmarshal(raw, &tbl); err != nil {
-		t.Fatal(err)
-	}
+	tbl := getTable(ctx, t, ts.client, "/apis/portal.dev/v1/addresspools")
 	if len(tbl.Rows) != 1 || tbl.Rows[0].Cells[0] != "blue" || tbl.Rows[0].Cells[1] != "192.0.2.0/28" || tbl.Rows[0].Cells[4] != "13" || tbl.Rows[0].Cells[3] != float64(1) {
 		t.Errorf("table rows: %+v", tbl.Rows)
 	}

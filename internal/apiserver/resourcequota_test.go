@@ -23,14 +23,7 @@ func TestResourceQuotaAPI(t *testing.T) {
 	c := ts.client
 	ctx := context.Background()
 
-	res, err := c.Discovery().ServerResourcesForGroupVersion("v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := map[string]metav1.APIResource{}
-	for _, r := range res.APIResources {
-		found[r.Name] = r
-	}
+	found := discovered(t, c, "v1")
 	if r := found["resourcequotas"]; !r.Namespaced || r.Kind != "ResourceQuota" || len(r.ShortNames) != 1 || r.ShortNames[0] != "quota" {
 		t.Errorf("discovery: %+v", r)
 	}
@@ -39,7 +32,7 @@ func TestResourceQuotaAPI(t *testing.T) {
 	}
 
 	quotas := c.CoreV1().ResourceQuotas("default")
-	_, err = quotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+	_, err := quotas.Create(ctx, &corev1.ResourceQuota{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
 		Spec: corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"widgets": resource.MustParse("1")}}}, metav1.CreateOptions{})
 	assertInvalidField(t, err, "spec.hard[widgets]", "must be a standard resource for quota")
 

@@ -409,15 +409,7 @@ func TestAPIServer(t *testing.T) {
 	})
 
 	t.Run("tables for kubectl get", func(t *testing.T) {
-		raw, err := c.CoreV1().RESTClient().Get().AbsPath("/api/v1/namespaces/default/services").
-			SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var tbl metav1.Table
-		if err := json.Unmarshal(raw, &tbl); err != nil {
-			t.Fatal(err)
-		}
+		tbl := getTable(ctx, t, c, "/api/v1/namespaces/default/services")
 		var names []string
 		for _, col := range tbl.ColumnDefinitions {
 			names = append(names, col.Name)

@@ -2,7 +2,6 @@ package apiserver_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,14 +23,7 @@ func TestPersistentVolumeAPI(t *testing.T) {
 	c := ts.client
 	ctx := context.Background()
 
-	res, err := c.Discovery().ServerResourcesForGroupVersion("v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := map[string]metav1.APIResource{}
-	for _, r := range res.APIResources {
-		found[r.Name] = r
-	}
+	found := discovered(t, c, "v1")
 	if r := found["persistentvolumeclaims"]; !r.Namespaced || r.Kind != "PersistentVolumeClaim" || len(r.ShortNames) != 1 || r.ShortNames[0] != "pvc" {
 		t.Errorf("pvc discovery: %+v", r)
 	}
@@ -45,7 +37,7 @@ func TestPersistentVolumeAPI(t *testing.T) {
 	}
 
 	pvs := c.CoreV1().PersistentVolumes()
-	_, err = pvs.Create(ctx, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+	_, err := pvs.Create(ctx, &corev1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
 		Spec: corev1.PersistentVolumeSpec{
 			Capacity:    corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
 			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
@@ -149,15 +141,7 @@ func TestPersistentVolumeAPI(t *testing.T) {
 		"/api/v1/namespaces/default/persistentvolumeclaims": {"data", "Bound", "pv-1", "5Gi", "RWO", "manual", "<unset>"},
 		"/api/v1/persistentvolumes":                         {"pv-1", "5Gi", "RWO", "Retain", "Bound", "default/data", "manual", "<unset>", ""},
 	} {
-		raw, err := c.CoreV1().RESTClient().Get().AbsPath(path).
-			SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var tbl metav1.Table
-		if err := json.Unmarshal(raw, &tbl); err != nil {
-			t.Fatal(err)
-		}
+		tbl := getTable(ctx, t, c, path)
 		if len(tbl.Rows) != 1 || len(tbl.Rows[0].Cells) < len(want) {
 			t.Fatalf("%s table: %+v", path, tbl.Rows)
 		}
