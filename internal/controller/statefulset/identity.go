@@ -123,9 +123,10 @@ func identityMatches(set *appsv1.StatefulSet, pod *v1.Pod) bool {
 }
 
 // addClaimVolumes stands in for the claims of volumeClaimTemplates. Upstream
-// mounts claim "<template>-<set>-<ordinal>"; this cluster serves no
-// PersistentVolumeClaims, so an emptyDir of the template's name keeps
-// volumeMounts valid (without persistence across pod restarts).
+// mounts claim "<template>-<set>-<ordinal>"; this cluster stores
+// PersistentVolumeClaims but nothing provisions or binds them, so an
+// emptyDir of the template's name keeps volumeMounts valid (without
+// persistence across pod restarts).
 func addClaimVolumes(set *appsv1.StatefulSet, pod *v1.Pod) {
 	for _, t := range set.Spec.VolumeClaimTemplates {
 		found := false
