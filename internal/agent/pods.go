@@ -91,7 +91,7 @@ func (a *Agent) runSandbox(ctx context.Context, pod *corev1.Pod) (*podruntime.Sa
 	}
 	cfg := podruntime.SandboxConfig{
 		UID: pod.UID, Namespace: pod.Namespace, Name: pod.Name,
-		Hostname: hostname, HostNetwork: pod.Spec.HostNetwork, ResolvConf: resolv,
+		Hostname: hostname, HostNetwork: pod.Spec.HostNetwork, HostIPC: pod.Spec.HostIPC, ResolvConf: resolv,
 	}
 	if pod.Spec.HostNetwork {
 		nodeHosts, _ := os.ReadFile("/etc/hosts")

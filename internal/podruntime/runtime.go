@@ -67,6 +67,9 @@ type SandboxConfig struct {
 	// HostNetwork pods share the node's network namespace: no veth, no IP
 	// of their own (the node IP is the pod IP).
 	HostNetwork bool
+	// HostIPC pods share the node's IPC namespace; other pods have one of
+	// their own that all their containers share.
+	HostIPC bool
 	// ResolvConf and Hosts are the contents of the pod's /etc/resolv.conf
 	// and /etc/hosts, bind-mounted into every container.
 	ResolvConf []byte

@@ -78,6 +78,7 @@ type sandboxConfig struct {
 	Name        string
 	Hostname    string
 	HostNetwork bool
+	HostIPC     bool `json:",omitempty"`
 }
 
 const sandboxFileName = "sandbox.json"
@@ -216,6 +217,7 @@ func (r *Runtime) create(ctx context.Context, dir string, cfg podruntime.Sandbox
 		Name:        cfg.Name,
 		Hostname:    cfg.Hostname,
 		HostNetwork: cfg.HostNetwork,
+		HostIPC:     cfg.HostIPC,
 	}}
 	if !cfg.HostNetwork {
 		if r.cfg.Network == nil {

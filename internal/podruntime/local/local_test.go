@@ -1020,6 +1020,13 @@ func TestPrivateRoot(t *testing.T) {
 	if _, err := os.Stat("/made"); err == nil {
 		t.Errorf("the working directory was made on the host")
 	}
+	// The pod's containers share one IPC namespace, not the host's.
+	ipcA, _ := sh("a", "readlink /proc/self/ns/ipc")
+	ipcB, _ := sh("b", "readlink /proc/self/ns/ipc")
+	hostIPC, _ := os.Readlink("/proc/self/ns/ipc")
+	if ipcA == "" || ipcA != ipcB || strings.TrimSpace(ipcA) == hostIPC {
+		t.Errorf("IPC namespaces: a %q, b %q, host %q", ipcA, ipcB, hostIPC)
+	}
 	// The host's tree is not reachable from inside.
 	if _, code := sh("a", "test -e /.portal-host"); code == 0 {
 		t.Errorf("the host's root is still mounted in the container")

@@ -14,8 +14,8 @@ import (
 )
 
 // startShim starts the pod's supervisor in its own session (so it outlives
-// the agent), as PID 1 of a new PID namespace, in the pod's network and
-// (unless hostNetwork) UTS namespace. exited closes when it exits while
+// the agent), as PID 1 of a new PID namespace, in the pod's network, IPC
+// (unless hostIPC) and UTS (unless hostNetwork) namespaces. exited closes when it exits while
 // this process is its parent.
 func startShim(binary, dir string, sb *sandboxFile) (pid int, exited <-chan struct{}, err error) {
 	logf, err := os.OpenFile(filepath.Join(dir, shim.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -25,6 +25,9 @@ func startShim(binary, dir string, sb *sandboxFile) (pid int, exited <-chan stru
 	defer logf.Close()
 	a := shimcmd.ShimArgs{Dir: dir}
 	flags := uintptr(unix.CLONE_NEWPID)
+	if !sb.Config.HostIPC {
+		flags |= unix.CLONE_NEWIPC
+	}
 	if !sb.Config.HostNetwork {
 		a.Hostname = sb.Config.Hostname
 		flags |= unix.CLONE_NEWUTS

@@ -446,7 +446,8 @@ func (s *server) forkLocked(req StartRequest) (p *proc, err error) {
 	if err != nil {
 		return nil, err
 	}
-	clone := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWIPC)
+	// The pod's IPC namespace is the shim's: containers share it.
+	clone := uintptr(unix.CLONE_NEWNS)
 	if !req.SharePID {
 		clone |= unix.CLONE_NEWPID
 	}
