@@ -98,13 +98,21 @@ spec:
 		out, _ := exec.Command("nsenter", "--net="+outside, "--", "ip", "neigh", "show", ip.String()).CombinedOutput()
 		return string(out)
 	}
-	if got := neigh(a); !strings.Contains(got, mac(1)) {
-		t.Errorf("client's neighbour entry for %s: %q, want node-1's MAC %s", a, got, mac(1))
-	}
-	waitFor(t, 10*time.Second, "an AddressAnnounced event naming node-1", func() bool {
+	announced := func() string {
 		out, _, _ := s.kubectl("get", "events", "--field-selector", "involvedObject.name=web,reason=AddressAnnounced", "-o", "jsonpath={.items[*].message}")
-		return strings.Contains(out, a.String()+" announced by node node-1 on eth0 (ARP)")
-	})
+		return out
+	}
+	if got := neigh(a); !strings.Contains(got, mac(1)) {
+		t.Errorf("client's neighbour entry for %s: %q, want node-1's MAC %s (node-2 %s, node-3 %s); events %q\n%s",
+			a, got, mac(1), mac(2), mac(3), announced(), logs())
+	}
+	eventBy := time.Now().Add(10 * time.Second)
+	for !strings.Contains(announced(), a.String()+" announced by node node-1 on eth0 (ARP)") {
+		if time.Now().After(eventBy) {
+			t.Fatalf("no AddressAnnounced event naming node-1 within 10s; events %q\n%s", announced(), logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	t.Run("externalTrafficPolicy Local keeps the client address", func(t *testing.T) {
 		var addrB string
