@@ -10,12 +10,14 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
+
+	"github.com/portal-net/portal/internal/scheduler/fit"
 )
 
 // Reasons a pod is rejected at admission, as the kubelet gives them.
 const (
 	reasonNodePorts = "NodePorts"
-	msgNodePorts    = "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
+	msgNodePorts    = "Predicate NodePorts failed: " + fit.ReasonHostPorts
 )
 
 // admit is the kubelet's admission of a pod about to start on this node:
@@ -28,62 +30,16 @@ func (a *Agent) admit(pod *corev1.Pod) (reason, message string) {
 		return "", ""
 	}
 	for _, o := range others {
-		if o.UID == pod.UID || o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed {
+		if o.UID == pod.UID || o.Status.Phase == corev1.PodSucceeded || o.Status.Phase == corev1.PodFailed ||
+			!fit.HostPortsConflict(pod, o) {
 			continue
 		}
 		// Only pods this agent runs hold ports: ones it started.
-		if _, err := a.rt.Status(context.Background(), o.UID); err != nil {
-			continue
-		}
-		if hostPortsConflict(hostPorts(pod), hostPorts(o)) {
+		if _, err := a.rt.Status(context.Background(), o.UID); err == nil {
 			return reasonNodePorts, msgNodePorts
 		}
 	}
 	return "", ""
-}
-
-type hostPortKey struct {
-	ip       string
-	protocol corev1.Protocol
-	port     int32
-}
-
-// hostPorts lists the host ports a pod's containers (and init containers)
-// ask for; an empty host IP is 0.0.0.0 and the protocol defaults to TCP.
-func hostPorts(pod *corev1.Pod) []hostPortKey {
-	var out []hostPortKey
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range cs {
-			for _, p := range c.Ports {
-				if p.HostPort <= 0 {
-					continue
-				}
-				k := hostPortKey{ip: p.HostIP, protocol: p.Protocol, port: p.HostPort}
-				if k.ip == "" {
-					k.ip = "0.0.0.0"
-				}
-				if k.protocol == "" {
-					k.protocol = corev1.ProtocolTCP
-				}
-				out = append(out, k)
-			}
-		}
-	}
-	return out
-}
-
-// hostPortsConflict reports whether two port sets share a protocol and
-// port on overlapping addresses (0.0.0.0 overlaps every address).
-func hostPortsConflict(a, b []hostPortKey) bool {
-	for _, x := range a {
-		for _, y := range b {
-			if x.port == y.port && x.protocol == y.protocol &&
-				(x.ip == y.ip || x.ip == "0.0.0.0" || y.ip == "0.0.0.0") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // reject fails a pod the node cannot run, as the kubelet does: phase

@@ -23,6 +23,7 @@ import (
 	"github.com/portal-net/portal/internal/agent/podenv"
 	"github.com/portal-net/portal/internal/agent/podstatus"
 	"github.com/portal-net/portal/internal/podruntime"
+	"github.com/portal-net/portal/internal/scheduler/fit"
 )
 
 // syncPod drives one pod towards its spec: sandbox, init containers in
@@ -41,7 +42,7 @@ func (a *Agent) syncPod(ctx context.Context, w *podWorker, pod *corev1.Pod) (boo
 		}
 		// Pods asking for host ports are admitted one at a time, so two
 		// of them can never both take the same port.
-		if len(hostPorts(pod)) > 0 {
+		if fit.HasHostPorts(pod) {
 			a.admitMu.Lock()
 			if reason, msg := a.admit(pod); reason != "" {
 				a.admitMu.Unlock()

@@ -200,3 +200,29 @@ func TestBestBreaksTiesAcrossAllCandidates(t *testing.T) {
 		t.Errorf("Best(nil) != -1")
 	}
 }
+
+func TestHostPortsConflict(t *testing.T) {
+	pod := func(ports ...v1.ContainerPort) *v1.Pod {
+		return &v1.Pod{Spec: v1.PodSpec{Containers: []v1.Container{{Name: "c", Ports: ports}}}}
+	}
+	any21017 := pod(v1.ContainerPort{ContainerPort: 21017, HostPort: 21017})
+	for _, tc := range []struct {
+		name string
+		a, b *v1.Pod
+		want bool
+	}{
+		{"same port, both on every address", any21017, any21017, true},
+		{"every address overlaps one", any21017, pod(v1.ContainerPort{ContainerPort: 80, HostPort: 21017, HostIP: "192.0.2.1"}), true},
+		{"two host IPs", pod(v1.ContainerPort{HostPort: 80, HostIP: "127.0.0.1"}), pod(v1.ContainerPort{HostPort: 80, HostIP: "192.0.2.1"}), false},
+		{"two protocols", any21017, pod(v1.ContainerPort{HostPort: 21017, Protocol: v1.ProtocolUDP}), false},
+		{"TCP is the default", any21017, pod(v1.ContainerPort{HostPort: 21017, Protocol: v1.ProtocolTCP}), true},
+		{"no host port", any21017, pod(v1.ContainerPort{ContainerPort: 21017}), false},
+	} {
+		if got := HostPortsConflict(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: conflict = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !HasHostPorts(any21017) || HasHostPorts(pod(v1.ContainerPort{ContainerPort: 80})) {
+		t.Error("HasHostPorts")
+	}
+}

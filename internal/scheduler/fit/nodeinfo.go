@@ -73,6 +73,23 @@ func nonZeroRequests(pod *v1.Pod) (milliCPU, memory int64) {
 	return reqs.Cpu().MilliValue(), reqs.Memory().Value()
 }
 
+// HasHostPorts reports whether pod asks for a host port.
+func HasHostPorts(pod *v1.Pod) bool { return len(podHostPorts(pod)) > 0 }
+
+// HostPortsConflict reports whether pods a and b ask for host ports that
+// cannot both be bound on one node (the kubelet's admission asks this of
+// a pod placed on the node past the scheduler).
+func HostPortsConflict(a, b *v1.Pod) bool {
+	for _, x := range podHostPorts(a) {
+		for _, y := range podHostPorts(b) {
+			if x.conflicts(y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func podHostPorts(pod *v1.Pod) []hostPort {
 	var out []hostPort
 	add := func(cs []v1.Container) {
