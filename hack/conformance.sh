@@ -42,7 +42,9 @@ net=198.18.0
 # namespace keeps them off the host.
 mkdir -p /run/netns
 mount -t tmpfs tmpfs /run/netns
-ip link add lab0 type bridge
+# A fixed MAC: a bridge otherwise takes its lowest port's MAC and changes
+# it as ports come, leaving the nodes' ARP entries for the server stale.
+ip link add lab0 address 02:00:5e:1a:b0:03 type bridge
 ip addr add $net.1/24 dev lab0
 ip link set lab0 up
 sysctl -qw net.ipv4.ip_forward=1

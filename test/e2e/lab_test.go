@@ -34,7 +34,11 @@ type lab struct {
 func newLab(t *testing.T, n int) *lab {
 	t.Helper()
 	netnstest.Require(t)
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: labBridge}}
+	// A fixed MAC: a bridge without one takes the lowest of its ports'
+	// and changes it when a port is added later (the outside client), so
+	// the nodes' ARP entries for the server would point at a MAC nobody
+	// answers for until they expire (~45 s of stalled API requests).
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: labBridge, HardwareAddr: net.HardwareAddr{0x02, 0, 0x5e, 0x1a, 0xb0, 0x01}}}
 	if err := netlink.LinkAdd(br); err != nil {
 		t.Fatalf("lab bridge: %v", err)
 	}

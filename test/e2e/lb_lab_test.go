@@ -40,6 +40,7 @@ func TestLoadBalancerL2Failover(t *testing.T) {
 		for i, ag := range agents {
 			fmt.Fprintf(&b, "%s:\n%s\n", nodes[i], lastLines(ag.log.String(), 40))
 		}
+		fmt.Fprintf(&b, "server:\n%s\n", lastLines(s.log.String(), 30))
 		return b.String()
 	}
 	c := s.client()

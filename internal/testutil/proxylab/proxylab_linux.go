@@ -55,7 +55,9 @@ func New(t *testing.T, pods ...string) *Lab {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName}}
+	// A fixed MAC, so adding a port never changes it under the pods' ARP
+	// caches (a bridge otherwise takes its lowest port's MAC).
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName, HardwareAddr: net.HardwareAddr{0x02, 0, 0x5e, 0x1a, 0xb0, 0x02}}}
 	must("add bridge", netlink.LinkAdd(br))
 	t.Cleanup(func() { _ = netlink.LinkDel(br) })
 	must("bridge address", netlink.AddrAdd(br, mustAddr("10.244.1.1/24")))
