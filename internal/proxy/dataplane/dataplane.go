@@ -34,7 +34,11 @@ type State struct {
 	PodCIDR netip.Prefix
 	// NodeIPs are the addresses NodePorts answer on (never 127.0.0.1).
 	NodeIPs []netip.Addr
-	// Services is read only during the call: the caller may reuse it.
+	// Services is read only during the call: the caller may reuse the
+	// list itself. The slices inside each ServicePort (endpoints,
+	// addresses, ranges) must never be modified once handed over:
+	// datapaths keep them as the applied state, so 100,000 endpoints
+	// are not held twice.
 	Services []ServicePort
 	// Changed, when not nil, is a promise from the caller: every service
 	// port whose Name is not in it is Equal to the one in the State of

@@ -141,7 +141,7 @@ func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 			r.dirty[hpBucket(k)] = true
 		}
 	}
-	r.services[name] = &applied{sp: sp.Clone(), frag: f, gen: r.gen}
+	r.services[name] = &applied{sp: sp, frag: f, gen: r.gen}
 }
 
 func (r *ruleset) remove(name string) {

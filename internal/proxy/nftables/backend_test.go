@@ -530,9 +530,10 @@ func TestPodCIDRChangeIsFull(t *testing.T) {
 	}
 }
 
-func TestDeltaSeesInPlaceChanges(t *testing.T) {
-	// The caller may reuse its dataplane.State's slices; the Backend must have kept
-	// its own copy of what it applied.
+func TestDeltaSeesReplacedEndpoints(t *testing.T) {
+	// The caller may reuse its dataplane.State's list of service ports,
+	// and hands a new endpoint slice for a change (the Backend keeps the
+	// slices it applied; see dataplane.State.Services).
 	ctx := context.Background()
 	nft := newRecorder()
 	b := nft.backend()
@@ -540,7 +541,13 @@ func TestDeltaSeesInPlaceChanges(t *testing.T) {
 	if err := b.Sync(ctx, s); err != nil {
 		t.Fatal(err)
 	}
+	kept := s.Services[0]
+	s.Services[0].Endpoints = slices.Clone(s.Services[0].Endpoints)
 	s.Services[0].Endpoints[1] = ap("10.244.9.9:8080")
+	s.Services[0].ExternalEndpoints = s.Services[0].Endpoints
+	if kept.Equal(&s.Services[0]) {
+		t.Fatal("test error: the change is not a change")
+	}
 	if err := b.Sync(ctx, s); err != nil {
 		t.Fatal(err)
 	}

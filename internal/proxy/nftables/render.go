@@ -334,7 +334,7 @@ func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 		r.touchSet(set)
 		r.sets[set] = true
 	}
-	r.services[name] = sp.Clone()
+	r.services[name] = sp // shares its slices with the caller's (see State.Services)
 }
 
 // remove takes out what service port name added: its fragment, rendered

@@ -72,11 +72,12 @@ type Runner struct {
 	// nodesChanged: a Node's labels changed since the last sync, so every
 	// service port's endpoint selection (topology) is redone.
 	nodesChanged atomic.Bool
-	// ports caches each service port's datapath form from the last sync
-	// and list holds the programmable ones sorted by name: the State's
-	// Services. A partial sync rebuilds only the service ports that
-	// changed. Only syncOnce touches them.
-	ports map[proxy.ServicePortName]cachedPort
+	// list holds the datapath form of every programmable service port
+	// from the last sync, sorted by name: the State's Services. ports
+	// says, for every service port, whether it is in list (false: no
+	// IPv4 cluster IP). A partial sync rebuilds only the service ports
+	// that changed. Only syncOnce touches them.
+	ports map[proxy.ServicePortName]bool
 	list  []dataplane.ServicePort
 	// checked are the service ports with a healthCheckNodePort (eTP
 	// Local), kept with ports, so a sync looks at these few only.
@@ -263,11 +264,6 @@ func (r *Runner) syncOnce(ctx context.Context, full bool) {
 	klog.V(4).InfoS("Proxy rules synced", "services", len(state.Services), "took", time.Since(start))
 }
 
-type cachedPort struct {
-	sp dataplane.ServicePort
-	ok bool // false: nothing to program (no IPv4 cluster IP)
-}
-
 // desired builds the datapath state for this node from the model. With
 // all (the first and every full sync, and after a node's labels changed)
 // it selects the endpoints of every service port; otherwise only of the
@@ -282,15 +278,15 @@ func (r *Runner) desired(ch proxy.Changes, all bool) dataplane.State {
 	}
 	s := dataplane.State{ServiceCIDRs: r.cfg.ServiceCIDRs, PodCIDR: r.cfg.ClusterCIDR, NodeIPs: r.cfg.NodeIPs}
 	if all || r.ports == nil {
-		r.ports = make(map[proxy.ServicePortName]cachedPort, len(ch.Services))
+		r.ports = make(map[proxy.ServicePortName]bool, len(ch.Services))
 		r.list = make([]dataplane.ServicePort, 0, len(ch.Services))
 		r.checked = map[proxy.ServicePortName]bool{}
 		for name, sp := range ch.Services {
 			r.noteHealthCheck(name, sp)
-			c := buildPort(name, sp, ch.Endpoints[name], node)
-			r.ports[name] = c
-			if c.ok {
-				r.list = append(r.list, c.sp)
+			c, ok := buildPort(name, sp, ch.Endpoints[name], node)
+			r.ports[name] = ok
+			if ok {
+				r.list = append(r.list, c)
 			}
 		}
 		dataplane.SortByName(r.list)
@@ -313,9 +309,8 @@ func (r *Runner) desired(ch proxy.Changes, all bool) dataplane.State {
 // updatePort rebuilds one cached service port, keeping r.list sorted,
 // and returns its name in the datapath's form.
 func (r *Runner) updatePort(name proxy.ServicePortName, ch proxy.Changes, node proxy.NodeInfo) string {
-	old, cached := r.ports[name]
 	key := name.String()
-	if cached && old.ok {
+	if r.ports[name] {
 		if at, found := slices.BinarySearchFunc(r.list, key, listOrder); found {
 			r.list = slices.Delete(r.list, at, at+1)
 		}
@@ -325,11 +320,11 @@ func (r *Runner) updatePort(name proxy.ServicePortName, ch proxy.Changes, node p
 		delete(r.ports, name)
 		return key
 	}
-	c := buildPort(name, sp, ch.Endpoints[name], node)
-	r.ports[name] = c
-	if c.ok {
+	c, ok := buildPort(name, sp, ch.Endpoints[name], node)
+	r.ports[name] = ok
+	if ok {
 		at, _ := slices.BinarySearchFunc(r.list, key, listOrder)
-		r.list = slices.Insert(r.list, at, c.sp)
+		r.list = slices.Insert(r.list, at, c)
 	}
 	return key
 }
@@ -347,7 +342,7 @@ func (r *Runner) noteHealthCheck(name proxy.ServicePortName, sp *proxy.ServicePo
 }
 
 // buildPort is one service port's datapath form on this node.
-func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) cachedPort {
+func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.Endpoint, node proxy.NodeInfo) (dataplane.ServicePort, bool) {
 	sel := proxy.Select(sp, eps, node)
 	out := dataplane.ServicePort{
 		Name:            name.String(),
@@ -394,7 +389,7 @@ func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.En
 			out.LoadBalancerIPs = append(out.LoadBalancerIPs, in.IP)
 		}
 	}
-	return cachedPort{sp: out, ok: len(out.VIPs) > 0}
+	return out, len(out.VIPs) > 0
 }
 
 func v4Prefixes(ps []netip.Prefix) []netip.Prefix {
