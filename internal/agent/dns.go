@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/portal-net/portal/internal/dns/records"
 	"github.com/portal-net/portal/internal/feed"
 	"github.com/portal-net/portal/internal/netutil"
+	"github.com/portal-net/portal/internal/sys/memtrim"
 )
 
 // The cluster DNS service every node serves (created by the server's
@@ -152,7 +152,7 @@ func (a *Agent) startDNS(ctx context.Context, src dnsSources, ip netip.Addr) err
 		// Decoding the initial lists left garbage of the size of the
 		// cluster's objects; give it back now rather than at the
 		// runtime's leisure.
-		debug.FreeOSMemory()
+		memtrim.ReleaseStartup()
 		if !a.cfg.DNSOnly {
 			a.publishDNSEndpoint(ctx, ip)
 		}

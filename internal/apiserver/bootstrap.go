@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+
+	"github.com/portal-net/portal/internal/sys/memtrim"
 )
 
 // systemNamespaces exist in every cluster.
@@ -52,7 +53,7 @@ func (s *Server) addHooks(advertise net.IP) error {
 			// Building OpenAPI models and the storage caches leaves a lot of
 			// start-up garbage; give it back to the OS now rather than at
 			// the runtime's leisure, so an idle server stays small.
-			debug.FreeOSMemory()
+			memtrim.ReleaseStartup()
 		}()
 		return nil
 	})

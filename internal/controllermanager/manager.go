@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/portal-net/portal/internal/config"
+	"github.com/portal-net/portal/internal/sys/memtrim"
 )
 
 // LeaseNamespace holds the leader-election Lease.
@@ -147,7 +147,7 @@ func (m *Manager) lead(ctx context.Context) {
 	logger.Info("Controllers running", "afterMs", time.Since(start).Milliseconds())
 	// The initial lists leave large decode buffers behind; hand them back
 	// to the OS once, as the steady state needs a fraction of that peak.
-	debug.FreeOSMemory()
+	memtrim.ReleaseStartup()
 	<-ctx.Done()
 	wg.Wait()
 	cc.Informers.Shutdown()

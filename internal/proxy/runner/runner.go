@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 	"github.com/portal-net/portal/internal/proxy/dataplane"
 	"github.com/portal-net/portal/internal/proxy/healthcheck"
 	"github.com/portal-net/portal/internal/sys/conntrack"
+	"github.com/portal-net/portal/internal/sys/memtrim"
 )
 
 // Config of a Runner.
@@ -251,7 +251,7 @@ func (r *Runner) syncOnce(ctx context.Context, full bool) {
 		// more than the live state; the runtime keeps such freed memory
 		// for reuse up to its next GC goal and gives it back only slowly.
 		// Give it back now: a full sync is rare.
-		debug.FreeOSMemory()
+		memtrim.ReleaseStartup()
 	}
 	r.observeSync(ch, took)
 	if r.cfg.Conntrack != nil && udpChanged(ch) {
