@@ -127,28 +127,6 @@ func (sp *ServicePort) AffinitySeconds() int {
 	return int((d + time.Second - 1) / time.Second)
 }
 
-// Clone returns a copy that shares no slices with sp. Endpoints and
-// ExternalEndpoints that are one slice (the common case: no Local
-// policy) stay one slice in the copy.
-func (sp ServicePort) Clone() ServicePort {
-	same := sameSlice(sp.Endpoints, sp.ExternalEndpoints)
-	sp.VIPs = slices.Clone(sp.VIPs)
-	sp.External = slices.Clone(sp.External)
-	sp.LoadBalancerIPs = slices.Clone(sp.LoadBalancerIPs)
-	sp.SourceRanges = slices.Clone(sp.SourceRanges)
-	sp.Endpoints = slices.Clone(sp.Endpoints)
-	if same {
-		sp.ExternalEndpoints = sp.Endpoints
-	} else {
-		sp.ExternalEndpoints = slices.Clone(sp.ExternalEndpoints)
-	}
-	return sp
-}
-
-func sameSlice(a, b []netip.AddrPort) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
-}
-
 // Equal says whether two service ports program the same rules.
 func (sp *ServicePort) Equal(o *ServicePort) bool {
 	return sp.Name == o.Name && sp.Protocol == o.Protocol && sp.Port == o.Port && sp.NodePort == o.NodePort &&
