@@ -13,7 +13,8 @@ import (
 
 // Quotas is the quota storage admission reads and charges.
 type Quotas interface {
-	// List returns the quotas of a namespace.
+	// List returns the quotas of a namespace, possibly a moment old (a
+	// cache): Admit decides on the stored quota in Update.
 	List(ctx context.Context, namespace string) ([]corev1.ResourceQuota, error)
 	// Update applies fn to the current stored quota and writes it back
 	// atomically (compare-and-swap, retried on conflict); an error from fn
@@ -66,11 +67,17 @@ func (a *Admission) Admit(ctx context.Context, obj runtime.Object, dryRun bool) 
 	var charged []string
 	for i := range quotas {
 		q := &quotas[i]
-		if !applies(q, obj, delta) {
+		switch {
+		case applies(q, obj, delta):
+			if _, msg := Exceeded(q, delta); msg != "" {
+				return forbid(msg)
+			}
+		case len(q.Status.Hard) == 0 && len(Mask(delta, q.Spec.Hard)) > 0 && Matches(q, obj):
+			// The list may be a moment old: the controller may have
+			// set this quota's status since. The charge below reads
+			// the stored quota and decides.
+		default:
 			continue
-		}
-		if _, msg := Exceeded(q, delta); msg != "" {
-			return forbid(msg)
 		}
 		charged = append(charged, q.Name)
 	}

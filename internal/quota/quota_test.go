@@ -202,3 +202,38 @@ func TestAdmissionConcurrent(t *testing.T) {
 		t.Errorf("%d admitted, used %s", ok, String(store.quotas["q"].Status.Used))
 	}
 }
+
+// staleQuotas lists an older version of the quotas than it stores, as a
+// watch cache a moment behind etcd does.
+type staleQuotas struct {
+	listed []corev1.ResourceQuota
+	*memQuotas
+}
+
+func (s staleQuotas) List(context.Context, string) ([]corev1.ResourceQuota, error) {
+	return s.listed, nil
+}
+
+// The controller has just set the quota's status, but the list admission
+// reads does not show it yet: the stored quota decides.
+func TestAdmissionStaleList(t *testing.T) {
+	meta := metav1.ObjectMeta{Namespace: "ns", Name: "pods"}
+	spec := corev1.ResourceQuotaSpec{Hard: rl("pods", "1")}
+	store := staleQuotas{
+		listed: []corev1.ResourceQuota{{ObjectMeta: meta, Spec: spec}},
+		memQuotas: &memQuotas{quotas: map[string]*corev1.ResourceQuota{
+			"pods": {ObjectMeta: meta, Spec: spec, Status: corev1.ResourceQuotaStatus{Hard: rl("pods", "1"), Used: rl("pods", "0")}},
+		}},
+	}
+	a := &Admission{Quotas: store}
+	if err := a.Admit(context.Background(), pod("a", nil, nil), false); err != nil {
+		t.Fatalf("first pod: %v", err)
+	}
+	if got := String(store.quotas["pods"].Status.Used); got != "pods=1" {
+		t.Errorf("first pod not charged: used %s", got)
+	}
+	err := a.Admit(context.Background(), pod("b", nil, nil), false)
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("second pod over a quota the list showed without status: %v, want 403", err)
+	}
+}
