@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/portal-net/portal/internal/version"
 )
@@ -38,6 +40,12 @@ func newRoot() *cobra.Command {
 		Short:         "portal: a Kubernetes-compatible cluster in one binary, built around Service networking",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	// Log verbosity as every Kubernetes component spells it: -v 4, --v=4.
+	logFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(logFlags)
+	for _, name := range []string{"v", "vmodule"} {
+		root.PersistentFlags().AddGoFlag(logFlags.Lookup(name))
 	}
 	root.AddCommand(newUpCommand(), newServerCommand(), newAgentCommand(), newControllerManagerCommand(), newKubectlCommand(), newVersionCommand())
 	return root
