@@ -21,6 +21,7 @@ type options struct {
 	portal     string
 	kubeProxy  string
 	kpFlags    []string
+	ptFlags    []string
 	logs       string
 	profiles   string
 	modes      []string
@@ -41,10 +42,11 @@ type options struct {
 
 func main() {
 	var o options
-	var modes, levels, kpFlags string
+	var modes, levels, kpFlags, ptFlags string
 	flag.StringVar(&o.portal, "portal", "bin/portal", "portal binary")
 	flag.StringVar(&o.kubeProxy, "kube-proxy", "", "upstream kube-proxy binary (make bench-compare builds bin/kube-proxy); without it its column says not built")
 	flag.StringVar(&kpFlags, "kube-proxy-flags", "", "extra kube-proxy flags, space-separated (e.g. --v=2)")
+	flag.StringVar(&ptFlags, "portal-flags", "", "extra flags of portal's proxy, space-separated (e.g. --v=4)")
 	flag.StringVar(&o.logs, "logs", "", "directory to keep each proxy run's log in (default: not kept)")
 	flag.StringVar(&o.profiles, "profiles", "", "directory to write portal's heap profile (after the full sync) and CPU profile (during the adds) to (default: not taken)")
 	flag.StringVar(&modes, "modes", "nftables", "proxy modes to measure, comma-separated: nftables,iptables,userspace (kube-proxy has no userspace mode any more)")
@@ -63,6 +65,7 @@ func main() {
 	flag.DurationVar(&o.startLimit, "start-limit", time.Minute, "time limit for the server to become ready")
 	flag.Parse()
 	o.kpFlags = strings.Fields(kpFlags)
+	o.ptFlags = strings.Fields(ptFlags)
 	var err error
 	if o.modes, err = parseModes(modes); err == nil {
 		o.levels, err = parseLevels(levels)

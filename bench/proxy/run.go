@@ -74,6 +74,14 @@ func run(ctx context.Context, o options) (rows [][]string, err error) {
 			return nil, fmt.Errorf("kube-proxy binary: %w (make bench-compare builds it)", err)
 		}
 	}
+	for _, bin := range []string{portal, kubeProxy} {
+		if bin == "" {
+			continue
+		}
+		if err := dropPageCache(bin); err != nil {
+			return nil, err
+		}
+	}
 	dir, err := os.MkdirTemp("", "portal-bench-proxy-")
 	if err != nil {
 		return nil, err
@@ -197,8 +205,14 @@ func (b *bench) measure(ctx context.Context, px *proxy, s step) (err error) {
 	args := proxyArgs(px.name, px.mode, b.kubeconf, b.mPort, b.hPort, b.o.minSync)
 	if px.name == "kube-proxy" {
 		args = append(args, b.o.kpFlags...)
+	} else {
+		args = append(args, b.o.ptFlags...)
 	}
-	first, err := px.start(ctx, args, b.o.limit)
+	startProfile := ""
+	if b.o.profiles != "" && px.name == "portal" && s.program {
+		startProfile = filepath.Join(b.o.profiles, fmt.Sprintf("%s-%s-start-cpu.pprof", px.name, px.mode))
+	}
+	first, err := px.start(ctx, args, b.o.limit, startProfile, 6*time.Second)
 	defer func() {
 		if b.o.logs != "" {
 			name := fmt.Sprintf("%s-%s-%d.log", px.name, px.mode, s.services)
@@ -275,6 +289,11 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 			}
 		}
 	}()
+	// The first add, too, meets a settled proxy (see -add-gap): right
+	// after the first sync its rate limiter's burst is spent, and the
+	// add's second change (the EndpointSlice after the Service) waited
+	// out the rest of --min-sync-period.
+	settle(ctx, px, b.o.addGap, b.o.limit)
 	var adds []time.Duration
 	for i := range b.o.adds {
 		name := fmt.Sprintf("add-%s-%s-%d", px.name, px.mode, i)
@@ -297,6 +316,11 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 			}
 		}
 	}
+	ms := make([]string, len(adds))
+	for i, d := range adds {
+		ms[i] = strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64)
+	}
+	fmt.Fprintf(os.Stderr, "  adds, in order (ms): %s\n", strings.Join(ms, " "))
 	f.adds = sortedCopy(adds)
 	if f.rssAdds, err = px.proc.RSSMB(); err != nil {
 		return err
@@ -383,6 +407,9 @@ func (b *bench) freshPorts(ctx context.Context) error {
 // /debug/pprof on loopback).
 func (b *bench) profile(ctx context.Context, px *proxy) (stop func()) {
 	base := strings.TrimSuffix(px.metrics, "/metrics") + "/debug/pprof/"
+	if px.startProfiled != nil {
+		<-px.startProfiled
+	}
 	save := func(url, name string) {
 		resp, err := http.Get(url)
 		if err == nil && resp.StatusCode != http.StatusOK {
