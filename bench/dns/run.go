@@ -52,6 +52,14 @@ func run(ctx context.Context, o options) ([][]string, error) {
 			return nil, fmt.Errorf("-coredns: %w", err)
 		}
 	}
+	for _, bin := range []string{portal, coredns} {
+		if bin == "" {
+			continue
+		}
+		if err := portalproc.DropPageCache(bin); err != nil {
+			return nil, err
+		}
+	}
 	tmp, err := os.MkdirTemp("", "bench-dns-")
 	if err != nil {
 		return nil, err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 
 	"github.com/vishvananda/netlink"
@@ -207,24 +206,4 @@ func (l *lab) close() {
 	if l.orig >= 0 {
 		l.orig.Close()
 	}
-}
-
-// dropPageCache evicts the file's pages from the page cache (those no
-// process maps). The file part of a proxy's RSS depends on that cache's
-// state: a binary just written by the linker sits in large folios, and
-// each fault then maps a whole folio, so the same proxy showed 56–60 MB
-// of file pages when started from a fresh build and 19 MB when started
-// from pages read back from disk. Every binary of the run starts cold,
-// as after a reboot or an install, so the figure does not depend on when
-// it was built.
-func dropPageCache(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-		return fmt.Errorf("%s: fadvise: %w", path, err)
-	}
-	return nil
 }

@@ -78,7 +78,7 @@ func run(ctx context.Context, o options) (rows [][]string, err error) {
 		if bin == "" {
 			continue
 		}
-		if err := dropPageCache(bin); err != nil {
+		if err := portalproc.DropPageCache(bin); err != nil {
 			return nil, err
 		}
 	}

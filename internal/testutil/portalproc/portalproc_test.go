@@ -1,9 +1,15 @@
 package portalproc
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParseVmRSS(t *testing.T) {
@@ -54,5 +60,44 @@ func TestParseStatCPU(t *testing.T) {
 	}
 	if _, err := ParseStatCPU("garbage"); err == nil {
 		t.Error("malformed line accepted")
+	}
+}
+
+// A file just written is in the page cache; afterwards none of it is.
+func TestDropPageCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bin")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("portal"), 1<<16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resident := func() int {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		st, _ := f.Stat()
+		m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Munmap(m)
+		vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
+		if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+			t.Fatal(errno)
+		}
+		n := 0
+		for _, v := range vec {
+			n += int(v & 1)
+		}
+		return n
+	}
+	if resident() == 0 {
+		t.Skip("the file system keeps nothing in the page cache after a write")
+	}
+	if err := DropPageCache(path); err != nil {
+		t.Fatal(err)
+	}
+	if n := resident(); n != 0 {
+		t.Errorf("%d pages still cached after DropPageCache", n)
 	}
 }
