@@ -17,7 +17,7 @@ import (
 
 type options struct {
 	portal, coredns string
-	logs            string
+	logs, profiles  string
 	services        int
 	headless        int
 	concurrency     int
@@ -43,6 +43,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dnsperf, "dnsperf", "", "Debian's dnsperf binary: each workload is also run through it (open loop, -perf-outstanding queries in flight); without it those rows say not run")
 	fs.IntVar(&o.perfOutstanding, "perf-outstanding", 100, "dnsperf's -q: queries in flight")
 	fs.StringVar(&o.logs, "logs", "", "directory to keep each DNS server's log in (default: not kept)")
+	fs.StringVar(&o.profiles, "profiles", "", "directory to write portal's heap profile to, taken when the RSS is read after the loads (default: not taken)")
 	fs.IntVar(&o.services, "services", 1000, "ClusterIP services (each with a named port and a 3-endpoint EndpointSlice)")
 	fs.IntVar(&o.headless, "headless", 100, "headless services (each with a 3-endpoint EndpointSlice)")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "concurrent UDP clients of each load, one socket each, one query in flight each")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -211,6 +213,12 @@ func run(ctx context.Context, o options) ([][]string, error) {
 			if f.rss, f.rssErr = s.proc.RSSMB(); f.rssErr == nil {
 				f.anon, f.file, f.rssErr = s.proc.RSSParts()
 			}
+			if o.profiles != "" && s.name == "portal" {
+				// The metrics listener serves /debug/pprof on loopback.
+				if err := saveHeap(ctx, "http://"+dnspeer.HostPort(ports[4])+"/debug/pprof/heap", filepath.Join(o.profiles, "portal-dns-heap.pprof")); err != nil {
+					logf("  heap profile: %v", err)
+				}
+			}
 		}
 	}
 	return table(), nil
@@ -237,4 +245,25 @@ func waitSynced(ctx context.Context, addr string, d *data, limit time.Duration) 
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// saveHeap writes the heap profile at url to path.
+func saveHeap(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }
