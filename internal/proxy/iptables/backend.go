@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	gnft "github.com/google/nftables"
+
 	"github.com/portal-net/portal/internal/proxy/dataplane"
 )
 
@@ -22,6 +24,9 @@ type Runner interface {
 	// ListRules returns `iptables -t table -S chain`: the rules of one
 	// chain in iptables-save's form, without reading the whole table.
 	ListRules(ctx context.Context, table, chain string) ([]byte, error)
+	// ListChains returns the names of the chains of ours (ChainPrefix) in
+	// table, if it can without reading their rules.
+	ListChains(ctx context.Context, table string) ([]string, error)
 }
 
 // Options configure a Backend.
@@ -79,6 +84,43 @@ func (e ExecRunner) ListRules(ctx context.Context, table, chain string) ([]byte,
 	return out, nil
 }
 
+// ListChains implements Runner. With iptables-nft the chains are
+// nftables chains of table "ip <table>", listed over netlink without
+// their rules: iptables-save of the whole table took 5.3 s at 10,000
+// services, and a restarted proxy's full sync twice as long as a fresh
+// one. With the legacy backend (or if netlink fails) it reads
+// iptables-save.
+func (e ExecRunner) ListChains(ctx context.Context, table string) ([]string, error) {
+	if out, err := exec.CommandContext(ctx, e.IptablesPath, "--version").Output(); err == nil && bytes.Contains(out, []byte("nf_tables")) {
+		if names, err := nftChains(table); err == nil {
+			return names, nil
+		}
+	}
+	out, err := e.Save(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	return parseSave(out).chains, nil
+}
+
+func nftChains(table string) ([]string, error) {
+	conn, err := gnft.New()
+	if err != nil {
+		return nil, err
+	}
+	chains, err := conn.ListChainsOfTableFamily(gnft.TableFamilyIPv4)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range chains {
+		if c.Table != nil && c.Table.Name == table && strings.HasPrefix(c.Name, ChainPrefix) {
+			names = append(names, c.Name)
+		}
+	}
+	return names, nil
+}
+
 // Backend programs a dataplane.State into the nat and filter tables. It
 // remembers the last ruleset it applied so that a sync writes only the
 // chains that changed.
@@ -87,10 +129,10 @@ type Backend struct {
 
 	mu      sync.Mutex
 	applied *ruleset // nil: the next sync is a full one
-	// known holds every chain of ours that may exist: what iptables-save
-	// showed on the first full sync, plus everything written since. A
-	// later full sync deletes the stale ones among them without reading
-	// the whole table back (seconds at 10,000 services). nil: unknown.
+	// known holds every chain of ours that may exist: what ListChains
+	// showed on the first full sync, plus everything written since. Each
+	// full sync deletes the stale ones among them without reading the
+	// whole table back (seconds at 10,000 services). nil: unknown.
 	known map[chainKey]bool
 }
 
@@ -163,19 +205,21 @@ func (b *Backend) FullSync(ctx context.Context, s dataplane.State) error {
 
 func (b *Backend) full(ctx context.Context, want *ruleset) error {
 	b.applied = nil
-	var existing map[string]saved
-	var err error
 	if b.known == nil {
-		if existing, err = b.save(ctx); err != nil {
-			return err
-		}
-		b.known = map[chainKey]bool{}
-		for table, s := range existing {
-			for _, name := range s.chains {
-				b.known[chainKey{table, name}] = true
+		known := map[chainKey]bool{}
+		for _, table := range tables {
+			names, err := b.run.ListChains(ctx, table)
+			if err != nil {
+				return fmt.Errorf("iptables: list %s chains: %w", table, err)
+			}
+			for _, name := range names {
+				known[chainKey{table, name}] = true
 			}
 		}
-	} else if existing, err = b.listJumps(ctx); err != nil {
+		b.known = known
+	}
+	existing, err := b.listJumps(ctx)
+	if err != nil {
 		return err
 	}
 	for k := range want.chains {

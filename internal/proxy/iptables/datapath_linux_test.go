@@ -531,3 +531,9 @@ func (r *timedRunner) ListRules(ctx context.Context, table, chain string) ([]byt
 	defer func() { r.read += time.Since(start) }()
 	return r.Runner.ListRules(ctx, table, chain)
 }
+
+func (r *timedRunner) ListChains(ctx context.Context, table string) ([]string, error) {
+	start := time.Now()
+	defer func() { r.read += time.Since(start) }()
+	return r.Runner.ListChains(ctx, table)
+}

@@ -43,9 +43,12 @@
 // chains that changed. A change of the node-wide inputs (service CIDRs,
 // pod CIDR, node IPs) is a full sync. Each table is its own COMMIT:
 // filter is written first, so a reject is in place before the DNAT it
-// replaces goes. Only the first full sync of a Backend reads the tables
-// back (iptables-save, to find stale chains of an earlier run); later
-// ones know the chains they wrote and read only the builtin chains.
+// replaces goes. No sync reads whole tables back: the first full sync of
+// a Backend lists the names of our chains (over netlink with
+// iptables-nft, 0.25 s at 10,000 services where iptables-save took 5.3 s;
+// iptables-save with the legacy backend) to delete those of an earlier
+// run, later ones know the chains they wrote, and each reads the builtin
+// chains for the jumps.
 //
 // Cost with iptables-nft 1.8.9 at 10,000 service ports × 10 endpoints
 // (~200,000 rules, ~10,800 chains): iptables-nft finds a rule's chain by

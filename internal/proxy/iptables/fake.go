@@ -196,6 +196,23 @@ func (f *Fake) ListRules(_ context.Context, table, chain string) ([]byte, error)
 	return b.Bytes(), nil
 }
 
+// ListChains implements Runner.
+func (f *Fake) ListChains(_ context.Context, table string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.tables[table]
+	if !ok {
+		return nil, fmt.Errorf("fake iptables: no table %s", table)
+	}
+	var names []string
+	for _, c := range sortedKeys(t.chains) {
+		if strings.HasPrefix(c, ChainPrefix) {
+			names = append(names, c)
+		}
+	}
+	return names, nil
+}
+
 // Save implements Runner, in iptables-save's format.
 func (f *Fake) Save(_ context.Context, table string) ([]byte, error) {
 	f.mu.Lock()
