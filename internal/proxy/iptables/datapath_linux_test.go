@@ -274,9 +274,17 @@ func TestDatapath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A chain an earlier run left behind (a service since deleted).
+		stale := iptables.ChainPrefix + "SVC-STALETEST"
+		if err := (iptables.ExecRunner{RestorePath: "iptables-restore"}).Restore(ctx, []byte("*nat\n:"+stale+" - [0:0]\n-A "+stale+" -j RETURN\nCOMMIT\n")); err != nil {
+			t.Fatal(err)
+		}
 		// A new Backend is a restarted proxy: its first sync is a full one.
 		if err := iptables.New(iptables.Options{}).Sync(ctx, state(epA, epB)); err != nil {
 			t.Fatal(err)
+		}
+		if strings.Contains(iptablesSave(t), stale) {
+			t.Errorf("the restarted proxy left the stale chain %s", stale)
 		}
 		for i := range 3 {
 			again, err := roundTrip(c, br, false)
