@@ -76,7 +76,7 @@ func (p *proxy) start(ctx context.Context, args []string, limit time.Duration, p
 	p.startProfiled = nil
 	if profile != "" {
 		p.startProfiled = make(chan struct{})
-		go saveStartProfile(ctx, p.startProfiled, strings.TrimSuffix(p.metrics, "/metrics")+"/debug/pprof/profile?seconds="+strconv.Itoa(int(profileFor/time.Second)), profile, deadline)
+		go saveStartProfile(ctx, p.startProfiled, p.proc.Exited(), strings.TrimSuffix(p.metrics, "/metrics")+"/debug/pprof/profile?seconds="+strconv.Itoa(int(profileFor/time.Second)), profile, deadline)
 	}
 	for time.Now().Before(deadline) {
 		select {
@@ -98,10 +98,16 @@ func (p *proxy) start(ctx context.Context, args []string, limit time.Duration, p
 }
 
 // saveStartProfile asks for the CPU profile at url as soon as the
-// listener takes connections and writes it to path.
-func saveStartProfile(ctx context.Context, done chan<- struct{}, url, path string, deadline time.Time) {
+// listener takes connections and writes it to path. It gives up when the
+// process exits: the next proxy listens on the same port.
+func saveStartProfile(ctx context.Context, done chan<- struct{}, exited <-chan struct{}, url, path string, deadline time.Time) {
 	defer close(done)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-exited:
+			return
+		default:
+		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return
