@@ -64,12 +64,19 @@ func run(ctx context.Context, o options) (rows []report.Row, err error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("portal binary: %w (run make build)", err)
 	}
+	// RSS figures must not depend on when the binary was built.
+	if err := portalproc.DropPageCache(abs); err != nil {
+		return nil, err
+	}
 	b := &bench{o: o, shim: o.shim, out: report.Table{Live: os.Stderr}}
 	if b.shim == "" {
 		b.shim = filepath.Join(filepath.Dir(abs), "portal-shim")
 	}
 	if _, err := os.Stat(b.shim); err != nil {
 		return nil, fmt.Errorf("pod supervisor: %w (make build builds it next to portal)", err)
+	}
+	if err := portalproc.DropPageCache(b.shim); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "portal-bench-agent-")
 	if err != nil {

@@ -74,6 +74,10 @@ func run(ctx context.Context, o options) ([]report.Row, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, fmt.Errorf("portal binary: %w (run make build)", err)
 	}
+	// RSS figures must not depend on when the binary was built.
+	if err := portalproc.DropPageCache(abs); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "portal-bench-")
 	if err != nil {
 		return nil, err
