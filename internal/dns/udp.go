@@ -56,10 +56,12 @@ func (u *udpServer) serve() {
 	for i := range in {
 		in[i].Buffers = [][]byte{make([]byte, maxUDPSize)}
 	}
-	out := make([]ipv4.Message, 0, udpBatch)
+	// Replies are written in place: no allocation per answered query.
+	replies := make([]ipv4.Message, udpBatch)
 	outBufs := make([][]byte, udpBatch)
-	for i := range outBufs {
+	for i := range replies {
 		outBufs[i] = make([]byte, maxUDPSize)
+		replies[i].Buffers = [][]byte{nil}
 	}
 	for {
 		n, err := u.bc.ReadBatch(in, 0)
@@ -75,11 +77,12 @@ func (u *udpServer) serve() {
 			time.Sleep(10 * time.Millisecond) // e.g. ENOMEM: do not spin
 			continue
 		}
-		out = out[:0]
+		answered := 0
 		for _, m := range in[:n] {
 			pkt := m.Buffers[0][:m.N]
-			if wire, ok := u.fast(pkt, outBufs[len(out)]); ok {
-				out = append(out, ipv4.Message{Buffers: [][]byte{wire}, Addr: m.Addr})
+			if wire, ok := u.fast(pkt, outBufs[answered]); ok {
+				replies[answered].Buffers[0], replies[answered].Addr = wire, m.Addr
+				answered++
 				continue
 			}
 			if len(pkt) < headerLen || pkt[2]&0x80 != 0 {
@@ -93,6 +96,7 @@ func (u *udpServer) serve() {
 				u.slow(q, addr)
 			}()
 		}
+		out := replies[:answered]
 		for len(out) > 0 {
 			k, err := u.bc.WriteBatch(out, 0)
 			if err != nil {
