@@ -147,18 +147,23 @@ func (u *udpServer) slow(pkt []byte, addr net.Addr) {
 		_ = w.WriteMsg(fail)
 		return
 	}
+	w.hold = true
 	o := u.s.serve(w, req, u.label)
 	if o.cacheable && w.wire != nil {
 		u.cache.put(pkt, w.wire, gen, o)
 	}
+	// Sent only now: a client asking again as soon as it has this
+	// answer finds it in the cache.
+	w.flush()
 }
 
 // udpWriter is the dns.ResponseWriter of one UDP query; it keeps the
-// packed answer for the cache.
+// packed answer for the cache. With hold, the answer is sent by flush.
 type udpWriter struct {
 	conn          *net.UDPConn
 	local, remote net.Addr
 	wire          []byte
+	hold, held    bool
 }
 
 func (w *udpWriter) LocalAddr() net.Addr  { return w.local }
@@ -174,8 +179,21 @@ func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 }
 
 func (w *udpWriter) Write(b []byte) (int, error) {
+	w.flush() // an earlier answer, if one was held
 	w.wire = b
+	if w.hold {
+		w.held = true
+		return len(b), nil
+	}
 	return w.conn.WriteTo(b, w.remote)
+}
+
+// flush sends the held answer.
+func (w *udpWriter) flush() {
+	if w.held {
+		w.held = false
+		_, _ = w.conn.WriteTo(w.wire, w.remote)
+	}
 }
 
 func (w *udpWriter) Close() error        { return nil }
