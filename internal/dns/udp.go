@@ -133,6 +133,9 @@ func (u *udpServer) fast(pkt, buf []byte) ([]byte, bool) {
 func (u *udpServer) slow(pkt []byte, addr net.Addr) {
 	gen := u.s.res.Generation() // before answering: a change during it makes the entry stale
 	w := &udpWriter{conn: u.conn, local: u.local, remote: addr}
+	// The answer is sent last, after the cache put below: a client
+	// asking again as soon as it has it finds it in the cache.
+	defer w.flush()
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
 		// As miekg/dns's server does: a header without a message is FORMERR.
@@ -147,23 +150,19 @@ func (u *udpServer) slow(pkt []byte, addr net.Addr) {
 		_ = w.WriteMsg(fail)
 		return
 	}
-	w.hold = true
 	o := u.s.serve(w, req, u.label)
 	if o.cacheable && w.wire != nil {
 		u.cache.put(pkt, w.wire, gen, o)
 	}
-	// Sent only now: a client asking again as soon as it has this
-	// answer finds it in the cache.
-	w.flush()
 }
 
 // udpWriter is the dns.ResponseWriter of one UDP query; it keeps the
-// packed answer for the cache. With hold, the answer is sent by flush.
+// packed answer for the cache and sends it on flush.
 type udpWriter struct {
 	conn          *net.UDPConn
 	local, remote net.Addr
 	wire          []byte
-	hold, held    bool
+	held          bool // wire is not sent yet
 }
 
 func (w *udpWriter) LocalAddr() net.Addr  { return w.local }
@@ -180,12 +179,8 @@ func (w *udpWriter) WriteMsg(m *dns.Msg) error {
 
 func (w *udpWriter) Write(b []byte) (int, error) {
 	w.flush() // an earlier answer, if one was held
-	w.wire = b
-	if w.hold {
-		w.held = true
-		return len(b), nil
-	}
-	return w.conn.WriteTo(b, w.remote)
+	w.wire, w.held = b, true
+	return len(b), nil
 }
 
 // flush sends the held answer.
