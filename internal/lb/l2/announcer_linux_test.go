@@ -302,7 +302,7 @@ func TestTakeover(t *testing.T) {
 				l.sysctl(t, "client", k, v)
 			}
 			cfg := Config{GratuitousCount: 3, GratuitousInterval: 200 * time.Millisecond}
-			a, b := l.announcer(t, "nodea", cfg), l.announcer(t, "nodeb", cfg)
+			a := l.announcer(t, "nodea", cfg)
 			macA, macB := l.hosts["nodea"].mac, l.hosts["nodeb"].mac
 
 			if err := a.Announce(tt.ip); err != nil {
@@ -311,6 +311,10 @@ func TestTakeover(t *testing.T) {
 			if got := l.resolve(t, tt.ip); got.String() != macA.String() {
 				t.Fatalf("client resolved %v to %v, want node A's %v", tt.ip, got, macA)
 			}
+			// B starts only now, so that it cannot answer the client's
+			// request late and switch the client by that answer rather
+			// than by its announcement (see TestReannounceAfterPartition).
+			b := l.announcer(t, "nodeb", cfg)
 
 			a.Withdraw(tt.ip)
 			start := time.Now()
@@ -355,19 +359,23 @@ func TestReannounceAfterPartition(t *testing.T) {
 	l := newLab(t)
 	// No lock time: the client takes any later ARP at once.
 	l.sysctl(t, "client", "net/ipv4/neigh/eth0/locktime", "0")
-	// A holds the address silently (it was announced before the split);
-	// B took it over with its burst.
-	a := l.announcer(t, "nodea", Config{GratuitousCount: -1})
+	// B took the address over with its burst; A holds it silently (it
+	// was announced before the split).
 	b := l.announcer(t, "nodeb", Config{GratuitousCount: 1})
 	ip := netip.MustParseAddr("192.0.2.101")
-	if a.Reannounce(ip) {
-		t.Error("Reannounce of an address not announced reported true")
-	}
 	if err := b.Announce(ip); err != nil {
 		t.Fatal(err)
 	}
 	if got := l.resolve(t, ip); got.String() != l.hosts["nodeb"].mac.String() {
 		t.Fatalf("client resolved %v to %v, want B", ip, got)
+	}
+	// A's socket opens only now: had it been open while the client
+	// resolved, A could answer the client's request late, after its
+	// Announce below, and (lock time 0) take the entry from B. That
+	// happened in CI.
+	a := l.announcer(t, "nodea", Config{GratuitousCount: -1})
+	if a.Reannounce(ip) {
+		t.Error("Reannounce of an address not announced reported true")
 	}
 	if err := a.Announce(ip); err != nil {
 		t.Fatal(err)
