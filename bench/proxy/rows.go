@@ -173,6 +173,19 @@ func modeRows(mode string, o options, ours, peer *figures) [][]string {
 			directRate(ours, od, peer, pd), goalCell(fmt.Sprintf("≥ %.0f%% of direct", 100*goalShare), ok, share(ov, od) >= goalShare))
 		add(fmt.Sprintf("request latency through a ClusterIP, %s, p50 / p99", t.name),
 			lat(ours), kp(lat), "", directLatency(ours, od), "")
+		// The proxy's own CPU time per request (user and system time of
+		// its process; packets the kernel forwards in softirq are
+		// charged to whichever process they interrupt, so the kernel
+		// modes show little here).
+		cpu := func(f *figures) string {
+			via, _ := t.get(f)
+			if f.trafficErr != nil || via.cpuPerRequest() <= 0 {
+				return "not measured"
+			}
+			return fmt.Sprintf("%.1f µs", float64(via.cpuPerRequest())/float64(time.Microsecond))
+		}
+		add(fmt.Sprintf("proxy process CPU per request through a ClusterIP, %s", t.name),
+			cpu(ours), kp(cpu), "", "", "")
 	}
 
 	// One bulk download.

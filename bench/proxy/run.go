@@ -250,7 +250,7 @@ func (b *bench) measure(ctx context.Context, px *proxy, s step) (err error) {
 		}
 	}
 	if s.traffic {
-		if err := b.traffic(ctx, f); err != nil {
+		if err := b.traffic(ctx, px, f); err != nil {
 			f.trafficErr = err
 			fmt.Fprintf(os.Stderr, "  %s: %v\n", px, err)
 		}
@@ -332,7 +332,7 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 // traffic runs HTTP load straight at the backend and then through the
 // ClusterIP, keep-alive then new connections, each pair back to back so
 // that both see the same machine.
-func (b *bench) traffic(ctx context.Context, f *figures) error {
+func (b *bench) traffic(ctx context.Context, px *proxy, f *figures) error {
 	direct := netip.AddrPortFrom(backendIP, b.directPort)
 	for _, r := range []struct {
 		keepAlive   bool
@@ -342,10 +342,15 @@ func (b *bench) traffic(ctx context.Context, f *figures) error {
 		if *r.direct, err = httpLoad(ctx, direct, b.o.conc, b.o.duration, r.keepAlive); err != nil {
 			return fmt.Errorf("direct: %w", err)
 		}
+		cpu0, cpuErr := px.proc.CPU()
 		if *r.dst, err = httpLoad(ctx, b.probe, b.o.conc, b.o.duration, r.keepAlive); err != nil {
 			return fmt.Errorf("through the ClusterIP: %w", err)
 		}
-		fmt.Fprintf(os.Stderr, "  keep-alive=%v: %.0f req/s via ClusterIP, %.0f direct\n", r.keepAlive, r.dst.rate(), r.direct.rate())
+		if cpu1, err := px.proc.CPU(); err == nil && cpuErr == nil {
+			r.dst.proxyCPU = cpu1 - cpu0
+		}
+		fmt.Fprintf(os.Stderr, "  keep-alive=%v: %.0f req/s via ClusterIP, %.0f direct; proxy CPU %s per request\n",
+			r.keepAlive, r.dst.rate(), r.direct.rate(), r.dst.cpuPerRequest())
 	}
 	size := int64(b.o.bulkMB) << 20
 	var err error

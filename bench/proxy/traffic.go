@@ -91,6 +91,17 @@ type httpResult struct {
 	requests  int
 	elapsed   time.Duration
 	latencies []time.Duration // sorted
+	// proxyCPU is the CPU time the proxy process used during the run
+	// (through the ClusterIP only; 0 when not measured).
+	proxyCPU time.Duration
+}
+
+// cpuPerRequest is the proxy's CPU time per request, 0 if not measured.
+func (r httpResult) cpuPerRequest() time.Duration {
+	if r.requests == 0 || r.proxyCPU <= 0 {
+		return 0
+	}
+	return r.proxyCPU / time.Duration(r.requests)
 }
 
 func (r httpResult) rate() float64 {
