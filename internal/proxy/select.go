@@ -46,6 +46,12 @@ func (n NodeInfo) isLocal(e Endpoint) bool {
 	return e.IsLocal
 }
 
+// IsRemote reports whether e is known to run on another node: it names
+// its node, and that is not this one.
+func (n NodeInfo) IsRemote(e Endpoint) bool {
+	return e.NodeName != "" && !n.isLocal(e)
+}
+
 func (n NodeInfo) zone() string {
 	if n.Zone != "" {
 		return n.Zone

@@ -90,6 +90,13 @@ type ServicePort struct {
 	// ExternalEndpoints serve external traffic (External, LoadBalancerIPs
 	// and NodePort); the same as Endpoints unless ExternalLocal.
 	ExternalEndpoints []netip.AddrPort
+	// RemoteEndpoints are the addresses, sorted, of the endpoints (of
+	// either list) known to run on other nodes. A pod's packets to a
+	// service are translated on its own node, so only endpoints that may
+	// be on this one need the hairpin masquerade (a pod reaching itself
+	// through its service); an endpoint whose node is unknown is not
+	// listed and keeps it.
+	RemoteEndpoints []netip.Addr
 	// ClusterDrop and ExternalDrop say what happens to traffic whose
 	// endpoint list is empty: dropped silently when set (a Local traffic
 	// policy and no endpoint on this node, while others have some, as
@@ -134,7 +141,15 @@ func (sp *ServicePort) Equal(o *ServicePort) bool {
 		sp.Affinity == o.Affinity && sp.AffinityTimeout == o.AffinityTimeout && sp.Scheduler == o.Scheduler && maps.Equal(sp.Weights, o.Weights) &&
 		slices.Equal(sp.VIPs, o.VIPs) && slices.Equal(sp.External, o.External) &&
 		slices.Equal(sp.LoadBalancerIPs, o.LoadBalancerIPs) && slices.Equal(sp.SourceRanges, o.SourceRanges) &&
-		slices.Equal(sp.Endpoints, o.Endpoints) && slices.Equal(sp.ExternalEndpoints, o.ExternalEndpoints)
+		slices.Equal(sp.Endpoints, o.Endpoints) && slices.Equal(sp.ExternalEndpoints, o.ExternalEndpoints) &&
+		slices.Equal(sp.RemoteEndpoints, o.RemoteEndpoints)
+}
+
+// NeedsHairpin reports whether endpoint address a may be on this node, so
+// that its traffic to its own service needs the hairpin masquerade.
+func (sp *ServicePort) NeedsHairpin(a netip.Addr) bool {
+	_, remote := slices.BinarySearchFunc(sp.RemoteEndpoints, a, netip.Addr.Compare)
+	return !remote
 }
 
 // SortByName sorts service ports by Name, the order State.Changed needs.

@@ -23,3 +23,21 @@ func TestChangedPorts(t *testing.T) {
 		t.Errorf("ports %v: want gone, b[1], b[2]", ports)
 	}
 }
+
+func TestNeedsHairpinAndEqual(t *testing.T) {
+	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
+	sp := ServicePort{Name: "default/web:http/tcp", RemoteEndpoints: []netip.Addr{a("10.0.0.3"), a("10.0.0.7")}}
+	for ip, want := range map[string]bool{"10.0.0.2": true, "10.0.0.3": false, "10.0.0.7": false, "10.0.0.9": true} {
+		if got := sp.NeedsHairpin(a(ip)); got != want {
+			t.Errorf("NeedsHairpin(%s) = %v, want %v", ip, got, want)
+		}
+	}
+	if none := (ServicePort{}); !none.NeedsHairpin(a("10.0.0.3")) {
+		t.Error("with no remote endpoints every endpoint needs hairpin")
+	}
+	other := sp
+	other.RemoteEndpoints = []netip.Addr{a("10.0.0.3")}
+	if sp.Equal(&other) {
+		t.Error("service ports with different remote endpoints are Equal")
+	}
+}

@@ -395,3 +395,29 @@ func TestUnknownProtocolIsSkipped(t *testing.T) {
 		}
 	}
 }
+
+func TestHairpinOnlyForEndpointsThatMayBeLocal(t *testing.T) {
+	// 10.244.2.3 runs on another node: its packets to the service are
+	// translated there, so this node needs no hairpin rule for it.
+	s := sampleState()
+	for i := range s.Services {
+		s.Services[i].RemoteEndpoints = []netip.Addr{ip("10.244.2.3")}
+	}
+	fake := iptables.NewFake()
+	if err := iptables.New(iptables.Options{Runner: fake}).Sync(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	rules := strings.Join(ruleLines(t, fake), "\n")
+	if !strings.Contains(rules, "-s 10.244.1.2/32 -d 10.244.1.2/32 -j MASQUERADE") {
+		t.Errorf("no hairpin rule for the endpoint that may be local:\n%s", rules)
+	}
+	if strings.Contains(rules, "-s 10.244.2.3/32 -d 10.244.2.3/32") {
+		t.Errorf("hairpin rule for the remote endpoint:\n%s", rules)
+	}
+	if strings.Contains(rules, iptables.ChainPrefix+"HP-3") {
+		t.Errorf("hairpin bucket left for the remote endpoint's octet:\n%s", rules)
+	}
+	if !strings.Contains(rules, "--to-destination 10.244.2.3:8080") {
+		t.Errorf("the remote endpoint is no longer a backend:\n%s", rules)
+	}
+}

@@ -17,7 +17,8 @@
 //	  N DNAT rules, rule i matching with probability 1/(N-i)
 //	POSTROUTING → PORTAL-POSTROUTING: marked → PORTAL-MASQ (clear mark,
 //	  MASQUERADE); DNATed → PORTAL-HAIRPIN → PORTAL-HP-K (by source's last
-//	  octet) → -s EP -d EP MASQUERADE
+//	  octet) → -s EP -d EP MASQUERADE, for the endpoints that may be on
+//	  this node (not those the EndpointSlice places on another)
 //
 // so a new connection walks at most ~256 bucket rules plus one bucket
 // (~40 rules at 10,000 services) instead of one rule per service, and a

@@ -212,7 +212,7 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 	}
 	for _, eps := range used {
 		for _, ep := range eps {
-			if a := ep.Addr().Unmap(); !seen[a] {
+			if a := ep.Addr().Unmap(); !seen[a] && sp.NeedsHairpin(a) {
 				seen[a] = true
 				f.hairpin = append(f.hairpin, a)
 			}

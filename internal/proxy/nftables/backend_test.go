@@ -582,3 +582,27 @@ func TestConflictingServicePortsFirstWins(t *testing.T) {
 		}
 	}
 }
+
+func TestHairpinOnlyForEndpointsThatMayBeLocal(t *testing.T) {
+	// 10.244.2.3 runs on another node: its packets to the service are
+	// translated there, so this node needs no hairpin element for it.
+	// 10.244.1.2 may be here (its node is this one or unknown).
+	s := sampleState()
+	for i := range s.Services {
+		s.Services[i].RemoteEndpoints = []netip.Addr{ip("10.244.2.3")}
+	}
+	nft := newRecorder()
+	if err := nft.backend().Sync(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	dump := nft.Dump()
+	if !strings.Contains(dump, "10.244.1.2 . 10.244.1.2") {
+		t.Errorf("no hairpin element for the endpoint that may be local:\n%s", dump)
+	}
+	if strings.Contains(dump, "10.244.2.3 . 10.244.2.3") {
+		t.Errorf("hairpin element for the remote endpoint:\n%s", dump)
+	}
+	if !strings.Contains(dump, ": 10.244.2.3 . 8080 }") {
+		t.Errorf("the remote endpoint is no longer a backend:\n%s", dump)
+	}
+}

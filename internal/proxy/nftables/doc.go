@@ -61,8 +61,10 @@
 // externalTrafficPolicy is Local; nat-postrouting masquerades marked
 // packets. Hairpin (a pod reaching itself through a service): nft cannot
 // compare ip saddr with ip daddr, so @hairpin holds "ep . ep" for every
-// endpoint address and postrouting masquerades `ct status dnat ip saddr .
-// ip daddr @hairpin`. The pod network must put its bridge ports in hairpin
+// endpoint address that may be on this node (not for those the
+// EndpointSlice places on another node: their packets to the service are
+// translated on their own node) and postrouting masquerades `ct status
+// dnat ip saddr . ip daddr @hairpin`. The pod network must put its bridge ports in hairpin
 // mode: with br_netfilter the DNATed frame is bridged back out of the port
 // it came in on.
 //

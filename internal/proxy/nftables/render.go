@@ -137,8 +137,10 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 	}
 	for _, eps := range [][]netip.AddrPort{cluster, external} {
 		for _, ep := range eps {
-			a := ep.Addr().Unmap().String()
-			f.shared = append(f.shared, entry{setHairpin, a + " . " + a, ""})
+			if a := ep.Addr().Unmap(); sp.NeedsHairpin(a) {
+				k := a.String()
+				f.shared = append(f.shared, entry{setHairpin, k + " . " + k, ""})
+			}
 		}
 	}
 	if aff != nil {

@@ -211,7 +211,8 @@ var baseChains = []baseChain{
 		"ip daddr @" + setNodeIPs + " meta l4proto . th dport vmap @" + mapNodePorts,
 	}},
 	// nft cannot compare ip saddr with ip daddr, so hairpin traffic is
-	// matched against @hairpin, which holds ep . ep for every endpoint.
+	// matched against @hairpin, which holds ep . ep for every endpoint
+	// that may be on this node (dataplane.ServicePort.NeedsHairpin).
 	{name: "nat-postrouting", typ: knftables.NATType, hook: knftables.PostroutingHook, priority: knftables.SNATPriority,
 		rules: []string{
 			"meta mark & " + masqBit + " == " + masqBit + " meta mark set meta mark & 0xffffbfff masquerade",

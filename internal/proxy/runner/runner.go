@@ -362,6 +362,17 @@ func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.En
 	if out.ExternalEndpoints = addrPorts(sel.External); slices.Equal(out.ExternalEndpoints, out.Endpoints) {
 		out.ExternalEndpoints = out.Endpoints
 	}
+	for _, eps := range [][]proxy.Endpoint{sel.Cluster, sel.External} {
+		for _, ep := range eps {
+			if ep.IP.Is4() && node.IsRemote(ep) {
+				out.RemoteEndpoints = append(out.RemoteEndpoints, ep.IP.Unmap())
+			}
+		}
+	}
+	if len(out.RemoteEndpoints) > 1 {
+		slices.SortFunc(out.RemoteEndpoints, netip.Addr.Compare)
+		out.RemoteEndpoints = slices.Compact(out.RemoteEndpoints)
+	}
 	if sp.Weights != nil {
 		for _, eps := range [][]proxy.Endpoint{sel.Cluster, sel.External} {
 			for _, ep := range eps {

@@ -320,3 +320,52 @@ func TestWeightsAnnotationReachesDatapath(t *testing.T) {
 		t.Errorf("scheduler %q weights %v, want wrr %v", sp.Scheduler, sp.Weights, want)
 	}
 }
+
+// Endpoints known to run on other nodes reach the datapath as
+// RemoteEndpoints (they need no hairpin rules here); one whose node is
+// unknown does not, and a move to this node takes an endpoint off.
+func TestRemoteEndpointsReachDatapath(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	onNodes := func(nodes ...string) *discoveryv1.EndpointSlice {
+		s := slice("web", v1.ProtocolTCP, 8080, "10.42.0.2", "10.42.0.3", "10.42.0.4")
+		for i, n := range nodes {
+			if n != "" {
+				s.Endpoints[i].NodeName = ptr.To(n)
+			}
+		}
+		return s
+	}
+	cs := fake.NewSimpleClientset(
+		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}},
+		service("web", "10.96.0.10", v1.ProtocolTCP, 80),
+		onNodes("node-1", "node-2", ""),
+	)
+	f := informers.NewSharedInformerFactory(cs, 0)
+	rec := &recorder{}
+	r, err := New(Config{NodeName: "node-1", SyncPeriod: time.Hour, MinSyncPeriod: 10 * time.Millisecond,
+		ClusterCIDR: netip.MustParsePrefix("10.42.0.0/16"), Datapath: rec, Conntrack: conntrack.NewFake()}, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start(ctx.Done())
+	f.WaitForCacheSync(ctx.Done())
+	go r.Run(ctx)
+
+	remote := func(s dataplane.State) []netip.Addr {
+		if len(s.Services) != 1 || len(s.Services[0].Endpoints) != 3 {
+			return nil
+		}
+		return s.Services[0].RemoteEndpoints
+	}
+	s := waitState(t, rec, "web with three endpoints", func(s dataplane.State) bool { return len(remote(s)) > 0 })
+	if got, want := remote(s), []netip.Addr{netip.MustParseAddr("10.42.0.3")}; !slices.Equal(got, want) {
+		t.Errorf("RemoteEndpoints = %v, want %v", got, want)
+	}
+	if _, err := cs.DiscoveryV1().EndpointSlices("default").Update(ctx, onNodes("node-1", "node-1", "node-3"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, rec, "10.42.0.3 local, 10.42.0.4 remote", func(s dataplane.State) bool {
+		return slices.Equal(remote(s), []netip.Addr{netip.MustParseAddr("10.42.0.4")})
+	})
+}
