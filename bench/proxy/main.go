@@ -27,6 +27,7 @@ type options struct {
 	modes      []string
 	services   int
 	endpoints  int
+	nodes      int
 	adds       int
 	addGap     time.Duration
 	levels     []int
@@ -53,6 +54,7 @@ func main() {
 	flag.IntVar(&o.bulkMB, "bulk-mb", 256, "MiB of one bulk download, through the ClusterIP and direct")
 	flag.IntVar(&o.services, "services", 1000, "services programmed when one more is added and the full sync is timed")
 	flag.IntVar(&o.endpoints, "endpoints", 10, "endpoints per service")
+	flag.IntVar(&o.nodes, "nodes", 1, "nodes the bulk services' endpoints are spread over (EndpointSlice nodeName); one in -nodes is the proxy's own")
 	flag.IntVar(&o.adds, "adds", 50, "services added one at a time, each timed until a packet gets through")
 	flag.DurationVar(&o.addGap, "add-gap", 2*time.Second, "pause after each added service is live: each add then meets a settled proxy whose sync rate limiter has its burst back (kube-proxy's --min-sync-period is 1 s with a burst of 2), so the figure is one service's programming latency, not the rate limit of back-to-back changes")
 	flag.StringVar(&levels, "connect-levels", "0,1000,3000", "service counts at which connect latency through a ClusterIP is measured")
@@ -70,8 +72,8 @@ func main() {
 	if o.modes, err = parseModes(modes); err == nil {
 		o.levels, err = parseLevels(levels)
 	}
-	if err == nil && (o.services < 1 || o.endpoints < 1 || o.adds < 1 || o.conc < 1 || o.bulkMB < 1 || o.connects < 1 || o.workers < 1 || o.duration <= 0) {
-		err = errors.New("-services, -endpoints, -adds, -concurrency, -connects, -workers and -duration must be positive")
+	if err == nil && (o.services < 1 || o.endpoints < 1 || o.adds < 1 || o.nodes < 1 || o.conc < 1 || o.bulkMB < 1 || o.connects < 1 || o.workers < 1 || o.duration <= 0) {
+		err = errors.New("-services, -endpoints, -nodes, -adds, -concurrency, -connects, -workers and -duration must be positive")
 	}
 	if err == nil && o.services+o.adds+1 > 60000 {
 		err = errors.New("-services too large for the 10.0.0.0/16 service CIDR")

@@ -39,7 +39,7 @@ func service(name string, targetPort int32) *corev1.Service {
 
 // slice is the EndpointSlice the benchmark writes for a selector-less
 // service: ready endpoints at addrs, all on port.
-func slice(service string, addrs []netip.Addr, port int32) *discoveryv1.EndpointSlice {
+func slice(service string, addrs []netip.Addr, port int32, node func(k int) string) *discoveryv1.EndpointSlice {
 	ready := true
 	name, proto := "http", corev1.ProtocolTCP
 	s := &discoveryv1.EndpointSlice{
@@ -50,10 +50,15 @@ func slice(service string, addrs []netip.Addr, port int32) *discoveryv1.Endpoint
 		AddressType: discoveryv1.AddressTypeIPv4,
 		Ports:       []discoveryv1.EndpointPort{{Name: &name, Protocol: &proto, Port: &port}},
 	}
-	for _, a := range addrs {
+	for k, a := range addrs {
+		n := nodeName
+		if node != nil {
+			n = node(k)
+		}
 		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
 			Addresses:  []string{a.String()},
 			Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+			NodeName:   &n,
 		})
 	}
 	return s
@@ -70,11 +75,22 @@ func bulkEndpoints(i, n int) []netip.Addr {
 	return out
 }
 
+// bulkNode is the node of endpoint k of bulk service i (n endpoints each)
+// when the endpoints are spread over nodes nodes: one in nodes is on the
+// proxy's own node, the others on nodes that exist only in the slices.
+func bulkNode(i, n, k, nodes int) string {
+	v := i*n + k
+	if nodes <= 1 || v%nodes == 0 {
+		return nodeName
+	}
+	return fmt.Sprintf("%s-%d", nodeName, v%nodes)
+}
+
 func bulkName(i int) string { return fmt.Sprintf("bulk-%05d", i) }
 
 // createService writes a service and then its slice and returns the
 // ClusterIP the server allocated.
-func createService(ctx context.Context, kc kubernetes.Interface, name string, addrs []netip.Addr, port int32) (netip.Addr, error) {
+func createService(ctx context.Context, kc kubernetes.Interface, name string, addrs []netip.Addr, port int32, node func(k int) string) (netip.Addr, error) {
 	svc, err := kc.CoreV1().Services(namespace).Create(ctx, service(name, port), metav1.CreateOptions{})
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("create service %s: %w", name, err)
@@ -83,7 +99,7 @@ func createService(ctx context.Context, kc kubernetes.Interface, name string, ad
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("service %s ClusterIP %q: %w", name, svc.Spec.ClusterIP, err)
 	}
-	if _, err := kc.DiscoveryV1().EndpointSlices(namespace).Create(ctx, slice(name, addrs, port), metav1.CreateOptions{}); err != nil {
+	if _, err := kc.DiscoveryV1().EndpointSlices(namespace).Create(ctx, slice(name, addrs, port, node), metav1.CreateOptions{}); err != nil {
 		return netip.Addr{}, fmt.Errorf("create endpointslice of %s: %w", name, err)
 	}
 	return ip, nil

@@ -128,7 +128,7 @@ func run(ctx context.Context, o options) (rows [][]string, err error) {
 	}
 	defer probe.Close()
 	acceptAndClose(probe)
-	vip, err := createService(ctx, b.kc, "probe", []netip.Addr{backendIP}, backendPort)
+	vip, err := createService(ctx, b.kc, "probe", []netip.Addr{backendIP}, backendPort, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,9 @@ func (b *bench) loadTo(ctx context.Context, n int) error {
 	from := b.loaded
 	fmt.Fprintf(os.Stderr, "writing services %d..%d (%d endpoints each)\n", from, n-1, b.o.endpoints)
 	res, err := load.Throughput(ctx, n-from, b.o.workers, b.o.limit, func(ctx context.Context, i int) error {
-		_, err := createService(ctx, b.kc, bulkName(from+i), bulkEndpoints(from+i, b.o.endpoints), backendPort)
+		svc := from + i
+		node := func(k int) string { return bulkNode(svc, b.o.endpoints, k, b.o.nodes) }
+		_, err := createService(ctx, b.kc, bulkName(svc), bulkEndpoints(svc, b.o.endpoints), backendPort, node)
 		return err
 	})
 	if err != nil {
@@ -299,7 +301,7 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 		name := fmt.Sprintf("add-%s-%s-%d", px.name, px.mode, i)
 		names = append(names, name)
 		t0 := time.Now()
-		vip, err := createService(ctx, b.kc, name, []netip.Addr{dummyIP}, dummyPort)
+		vip, err := createService(ctx, b.kc, name, []netip.Addr{dummyIP}, dummyPort, nil)
 		if err != nil {
 			return err
 		}
