@@ -359,10 +359,26 @@ func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.En
 		Scheduler:       sp.Scheduler,
 	}
 	// Usually both traffic kinds have the same endpoints: one slice then.
+	lists := [][]proxy.Endpoint{sel.Cluster}
 	if out.ExternalEndpoints = addrPorts(sel.External); slices.Equal(out.ExternalEndpoints, out.Endpoints) {
 		out.ExternalEndpoints = out.Endpoints
+	} else {
+		lists = append(lists, sel.External)
 	}
-	for _, eps := range [][]proxy.Endpoint{sel.Cluster, sel.External} {
+	// Sized exactly: at 100,000 endpoints the slices' spare capacity
+	// would be megabytes.
+	remote := 0
+	for _, eps := range lists {
+		for _, ep := range eps {
+			if ep.IP.Is4() && node.IsRemote(ep) {
+				remote++
+			}
+		}
+	}
+	if remote > 0 {
+		out.RemoteEndpoints = make([]netip.Addr, 0, remote)
+	}
+	for _, eps := range lists {
 		for _, ep := range eps {
 			if ep.IP.Is4() && node.IsRemote(ep) {
 				out.RemoteEndpoints = append(out.RemoteEndpoints, ep.IP.Unmap())
