@@ -352,6 +352,27 @@ spec:
 		})
 	})
 
+	// Each node writes hairpin masquerade only for endpoints that may be
+	// on it: a pod on either node still reaches itself through a service
+	// whose other endpoints are on the other node.
+	t.Run("hairpin: a pod reaches itself through its service on either node", func(t *testing.T) {
+		url := "http://" + net.JoinHostPort(clusterIP("web-cluster"), "80") + "/hostname"
+		for _, pod := range []string{"web-a1", "web-b1"} {
+			self := false
+			for i := 0; i < 30 && !self; i++ {
+				got, errOut, err := s.kubectl(append([]string{"exec", pod, "--"}, wget(url)...)...)
+				got = strings.TrimSpace(got)
+				if err != nil || !all[got] {
+					t.Fatalf("%s → web-cluster, request %d: %q %v %s\n%s", pod, i, got, err, errOut, logs())
+				}
+				self = got == pod
+			}
+			if !self {
+				t.Errorf("%s never reached itself through web-cluster in 30 requests", pod)
+			}
+		}
+	})
+
 	t.Run("trafficDistribution PreferSameZone", func(t *testing.T) {
 		addr := net.JoinHostPort(clusterIP("web-zone"), "80")
 		zoneOf := map[string]string{"web-a1": "a", "web-a2": "a", "web-b1": "b"}
