@@ -365,29 +365,19 @@ func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.En
 	} else {
 		lists = append(lists, sel.External)
 	}
-	// Sized exactly: at 100,000 endpoints the slices' spare capacity
-	// would be megabytes.
-	remote := 0
+	var remote []netip.Addr
 	for _, eps := range lists {
 		for _, ep := range eps {
 			if ep.IP.Is4() && node.IsRemote(ep) {
-				remote++
+				remote = append(remote, ep.IP)
 			}
 		}
 	}
-	if remote > 0 {
-		out.RemoteEndpoints = make([]netip.Addr, 0, remote)
-	}
-	for _, eps := range lists {
-		for _, ep := range eps {
-			if ep.IP.Is4() && node.IsRemote(ep) {
-				out.RemoteEndpoints = append(out.RemoteEndpoints, ep.IP.Unmap())
-			}
-		}
-	}
-	if len(out.RemoteEndpoints) > 1 {
-		slices.SortFunc(out.RemoteEndpoints, netip.Addr.Compare)
-		out.RemoteEndpoints = slices.Compact(out.RemoteEndpoints)
+	if len(remote) > 0 {
+		slices.SortFunc(remote, netip.Addr.Compare)
+		// Cloned to its length: at 100,000 endpoints the append's spare
+		// capacity would be megabytes kept for the datapath's lifetime.
+		out.RemoteEndpoints = slices.Clone(slices.Compact(remote))
 	}
 	if sp.Weights != nil {
 		for _, eps := range [][]proxy.Endpoint{sel.Cluster, sel.External} {
