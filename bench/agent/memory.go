@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// memory measures, with the latency step's pods running, the memory of
+// memory measures, with the latency step's last pods running, the memory of
 // their supervisors and containers and what the agent grew by, per pod.
 func (b *bench) memory(ctx context.Context) error {
 	// Let the pods settle past their first probes and the agent its
@@ -56,11 +56,17 @@ func (b *bench) memory(ctx context.Context) error {
 	b.out.Add("agent RSS before the pods / with them", fmt.Sprintf("%s / %s", mb(b.agentRSSBefore), mb(agentRSS)), "", "")
 
 	fmt.Fprintln(b.out.Live, "deleting the latency pods")
+	return b.deletePods(ctx)
+}
+
+// deletePods deletes the latency step's pods and forgets them, so that
+// the next pass can use the names again.
+func (b *bench) deletePods(ctx context.Context) error {
 	if err := b.deleteAll(ctx, b.o.limit); err != nil {
 		return err
 	}
 	for i := range b.o.pods {
-		b.tracker.forget(fmt.Sprintf("lat-%d", i))
+		b.tracker.forget(latencyPod(i))
 	}
 	return nil
 }
