@@ -3,6 +3,7 @@ package dns
 import (
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,11 +121,11 @@ func (u *udpServer) fast(pkt, buf []byte) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	wire := buf[:copy(buf, e.wire)]
+	wire := buf[:copy(buf, e.data[e.qlen:])]
 	wire[0], wire[1] = pkt[0], pkt[1] // the query's ID
-	e.requests.Inc()
-	e.responses.Inc()
-	e.duration.Observe(time.Since(start).Seconds())
+	e.m.requests.Inc()
+	e.m.responses.Inc()
+	e.m.duration.Observe(time.Since(start).Seconds())
 	return wire, true
 }
 
@@ -203,13 +204,23 @@ func (w *udpWriter) Hijack()             {}
 // gave alone are kept, so nothing in one expires but by a change of state.
 type wireCache struct {
 	mu      sync.Mutex
-	entries map[string]*wireEntry
+	entries map[string]*wireEntry // keys are prefixes of the entries' data
+	metrics map[wireMetrics]*wireMetrics
 	max     int
 }
 
+// wireEntry is one packed answer. The query and the answer share one
+// allocation, which the map's key points into: at 10,000 services the
+// cache is the largest part of the DNS server's heap after the records.
 type wireEntry struct {
-	gen       uint64
-	wire      []byte // ID bytes zero
+	gen  uint64
+	data string // the query after its ID, then the answer with ID bytes zero
+	qlen int
+	m    *wireMetrics // shared by every entry counting in the same series
+}
+
+// wireMetrics are the series a repeat of an answer counts in.
+type wireMetrics struct {
 	requests  prometheus.Counter
 	responses prometheus.Counter
 	duration  prometheus.Observer
@@ -220,7 +231,7 @@ type wireEntry struct {
 const maxCachedQuery = 300
 
 func newWireCache(max int) *wireCache {
-	return &wireCache{entries: make(map[string]*wireEntry, min(max, 1024)), max: max}
+	return &wireCache{entries: make(map[string]*wireEntry, min(max, 1024)), metrics: map[wireMetrics]*wireMetrics{}, max: max}
 }
 
 func (c *wireCache) get(pkt []byte, gen uint64) (*wireEntry, bool) {
@@ -240,12 +251,22 @@ func (c *wireCache) put(pkt, wire []byte, gen uint64, o outcome) {
 	if c.max <= 0 || len(pkt) <= headerLen || len(pkt) > maxCachedQuery || len(wire) < 2 {
 		return
 	}
-	e := &wireEntry{gen: gen, wire: append([]byte(nil), wire...), requests: o.requests, responses: o.responses, duration: o.duration}
-	e.wire[0], e.wire[1] = 0, 0
+	q := pkt[2:]
+	var b strings.Builder
+	b.Grow(len(q) + len(wire))
+	b.Write(q)
+	b.Write([]byte{0, 0})
+	b.Write(wire[2:])
+	e := &wireEntry{gen: gen, data: b.String(), qlen: len(q)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.entries[string(pkt[2:])]; ok && old.gen > gen {
+	if old, ok := c.entries[string(q)]; ok && old.gen > gen {
 		return // a newer answer is already in
+	}
+	mk := wireMetrics{requests: o.requests, responses: o.responses, duration: o.duration}
+	if e.m = c.metrics[mk]; e.m == nil {
+		e.m = &mk
+		c.metrics[mk] = e.m
 	}
 	if len(c.entries) >= c.max {
 		for k := range c.entries { // map order: an arbitrary victim
@@ -253,5 +274,5 @@ func (c *wireCache) put(pkt, wire []byte, gen uint64, o outcome) {
 			break
 		}
 	}
-	c.entries[string(pkt[2:])] = e
+	c.entries[e.data[:e.qlen]] = e
 }

@@ -149,7 +149,7 @@ type Cluster struct {
 	namespaces map[string]struct{}
 	services   map[svcKey]*service
 	slices     map[sliceKey]*slice
-	svcSlices  map[svcKey]map[sliceKey]struct{}
+	svcSlices  map[svcKey][]string // slice names, sorted (a map each cost ~300 bytes a service)
 	endpoints  map[svcKey][]epGroup
 	clusterIPs map[netip.Addr]svcKey
 	epByIP     map[netip.Addr][]epRef // sorted by refCmp; mostly one each
@@ -181,7 +181,7 @@ func New(cfg Config) *Cluster {
 		namespaces: map[string]struct{}{},
 		services:   map[svcKey]*service{},
 		slices:     map[sliceKey]*slice{},
-		svcSlices:  map[svcKey]map[sliceKey]struct{}{},
+		svcSlices:  map[svcKey][]string{},
 		endpoints:  map[svcKey][]epGroup{},
 		clusterIPs: map[netip.Addr]svcKey{},
 		epByIP:     map[netip.Addr][]epRef{},
@@ -322,25 +322,19 @@ func (c *Cluster) UpdateEndpointSlice(prev, cur *discoveryv1.EndpointSlice) {
 		k := sliceKey{ns: strings.ToLower(prev.Namespace), name: prev.Name}
 		if old, ok := c.slices[k]; ok {
 			delete(c.slices, k)
-			delete(c.svcSlices[old.svc], k)
-			if len(c.svcSlices[old.svc]) == 0 {
-				delete(c.svcSlices, old.svc)
-			}
+			c.unlinkSlice(old.svc, k.name)
 			dirty[old.svc] = struct{}{}
 		}
 	}
 	if cur != nil {
 		k := sliceKey{ns: strings.ToLower(cur.Namespace), name: cur.Name}
 		if old, ok := c.slices[k]; ok { // an add we missed the delete of
-			delete(c.svcSlices[old.svc], k)
+			c.unlinkSlice(old.svc, k.name)
 			dirty[old.svc] = struct{}{}
 		}
 		if s := convertSlice(cur); s != nil {
 			c.slices[k] = s
-			if c.svcSlices[s.svc] == nil {
-				c.svcSlices[s.svc] = map[sliceKey]struct{}{}
-			}
-			c.svcSlices[s.svc][k] = struct{}{}
+			c.linkSlice(s.svc, k.name)
 			dirty[s.svc] = struct{}{}
 		} else {
 			delete(c.slices, k)
@@ -408,20 +402,14 @@ func (c *Cluster) rebuildEndpoints(k svcKey) {
 	if svc == nil || svc.kind == kindExternalName {
 		return
 	}
-	names := make([]sliceKey, 0, len(c.svcSlices[k]))
-	for sk := range c.svcSlices[k] {
-		names = append(names, sk)
-	}
-	slices.SortFunc(names, func(a, b sliceKey) int { return strings.Compare(a.name, b.name) })
-
 	type seenKey struct {
 		addr netip.Addr
 		host string
 	}
 	seen := map[seenKey]struct{}{}
 	var groups []epGroup
-	for _, sk := range names {
-		s := c.slices[sk]
+	for _, name := range c.svcSlices[k] {
+		s := c.slices[sliceKey{ns: k.ns, name: name}]
 		g := epGroup{ports: s.ports}
 		for _, e := range s.eps {
 			// The endpoint's own condition decides, as in CoreDNS: for
@@ -459,6 +447,27 @@ func (c *Cluster) rebuildEndpoints(k svcKey) {
 				c.epByIP[e.addr] = slices.Insert(refs, i, t)
 			}
 		}
+	}
+}
+
+// linkSlice and unlinkSlice keep the sorted slice names of each service.
+// A slice is in its service's namespace, so its name is enough.
+func (c *Cluster) linkSlice(svc svcKey, name string) {
+	names := c.svcSlices[svc]
+	if i, found := slices.BinarySearch(names, name); !found {
+		c.svcSlices[svc] = slices.Insert(names, i, name)
+	}
+}
+
+func (c *Cluster) unlinkSlice(svc svcKey, name string) {
+	names := c.svcSlices[svc]
+	i, found := slices.BinarySearch(names, name)
+	switch {
+	case !found:
+	case len(names) == 1:
+		delete(c.svcSlices, svc)
+	default:
+		c.svcSlices[svc] = slices.Delete(names, i, i+1)
 	}
 }
 
