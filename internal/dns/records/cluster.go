@@ -95,17 +95,14 @@ type epGroup struct {
 	eps   []endpoint
 }
 
-type sliceEndpoint struct {
-	addrs []netip.Addr
-	host  string
-	ready bool
-}
-
+// slice is one EndpointSlice as DNS sees it: only its ready endpoints'
+// addresses, each once. A service with one slice (most of them) uses its
+// eps as they are for its records, so they are kept only once.
 type slice struct {
 	svc   svcKey
 	name  string
 	ports []port
-	eps   []sliceEndpoint
+	eps   []endpoint
 }
 
 type sliceKey struct{ ns, name string }
@@ -373,20 +370,55 @@ func convertSlice(es *discoveryv1.EndpointSlice) *slice {
 		// gives them no SRV record.
 		s.ports = []port{{port: noPort}}
 	}
+	n := 0
 	for _, e := range es.Endpoints {
-		se := sliceEndpoint{ready: e.Conditions.Ready == nil || *e.Conditions.Ready}
+		if ready(e) {
+			n += len(e.Addresses)
+		}
+	}
+	s.eps = make([]endpoint, 0, n)
+	var seen map[endpoint]struct{} // for large slices; small ones are scanned
+	for _, e := range es.Endpoints {
+		// The endpoint's own condition decides, as in CoreDNS: for
+		// publishNotReadyAddresses the EndpointSlice controller already
+		// marks unready pods' endpoints ready.
+		if !ready(e) {
+			continue
+		}
+		host := ""
 		if e.Hostname != nil {
-			se.host = strings.ToLower(*e.Hostname)
+			host = strings.ToLower(*e.Hostname)
 		}
 		for _, a := range e.Addresses {
-			if ip, err := netip.ParseAddr(a); err == nil {
-				se.addrs = append(se.addrs, ip.Unmap())
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				continue
 			}
+			ep := endpoint{addr: ip.Unmap(), host: host}
+			if ep.host == "" {
+				ep.host = dashed(ep.addr)
+			}
+			if n > smallSlice {
+				if seen == nil {
+					seen = make(map[endpoint]struct{}, n)
+				}
+				if _, dup := seen[ep]; dup {
+					continue
+				}
+				seen[ep] = struct{}{}
+			} else if slices.Contains(s.eps, ep) {
+				continue
+			}
+			s.eps = append(s.eps, ep)
 		}
-		s.eps = append(s.eps, se)
 	}
 	return s
 }
+
+// smallSlice is the most endpoints a slice is deduplicated by scanning.
+const smallSlice = 32
+
+func ready(e discoveryv1.Endpoint) bool { return e.Conditions.Ready == nil || *e.Conditions.Ready }
 
 // rebuildEndpoints recomputes the merged endpoint view of one service and
 // the reverse index entries that come from it.
@@ -402,37 +434,20 @@ func (c *Cluster) rebuildEndpoints(k svcKey) {
 	if svc == nil || svc.kind == kindExternalName {
 		return
 	}
-	type seenKey struct {
-		addr netip.Addr
-		host string
-	}
-	seen := map[seenKey]struct{}{}
-	var groups []epGroup
-	for _, name := range c.svcSlices[k] {
+	names := c.svcSlices[k]
+	groups := make([]epGroup, 0, len(names))
+	var seen map[endpoint]struct{} // with more than one slice: what earlier ones had
+	for _, name := range names {
 		s := c.slices[sliceKey{ns: k.ns, name: name}]
-		g := epGroup{ports: s.ports}
-		for _, e := range s.eps {
-			// The endpoint's own condition decides, as in CoreDNS: for
-			// publishNotReadyAddresses the EndpointSlice controller
-			// already marks unready pods' endpoints ready.
-			if !e.ready {
-				continue
+		eps := s.eps // shared with the slice: neither changes once made
+		if len(names) > 1 {
+			if seen == nil {
+				seen = map[endpoint]struct{}{}
 			}
-			for _, a := range e.addrs {
-				host := e.host
-				if host == "" {
-					host = dashed(a)
-				}
-				id := seenKey{a, host}
-				if _, dup := seen[id]; dup {
-					continue
-				}
-				seen[id] = struct{}{}
-				g.eps = append(g.eps, endpoint{addr: a, host: host})
-			}
+			eps = unseen(eps, seen)
 		}
-		if len(g.eps) > 0 {
-			groups = append(groups, g)
+		if len(eps) > 0 {
+			groups = append(groups, epGroup{ports: s.ports, eps: eps})
 		}
 	}
 	if len(groups) == 0 {
@@ -448,6 +463,28 @@ func (c *Cluster) rebuildEndpoints(k svcKey) {
 			}
 		}
 	}
+}
+
+// unseen returns the endpoints of eps not in seen and adds them to it:
+// eps itself when all are new, else a copy without the others.
+func unseen(eps []endpoint, seen map[endpoint]struct{}) []endpoint {
+	var out []endpoint // nil while every endpoint so far is new
+	for j, ep := range eps {
+		if _, dup := seen[ep]; dup {
+			if out == nil {
+				out = append(make([]endpoint, 0, len(eps)-1), eps[:j]...)
+			}
+			continue
+		}
+		seen[ep] = struct{}{}
+		if out != nil {
+			out = append(out, ep)
+		}
+	}
+	if out == nil {
+		return eps
+	}
+	return out
 }
 
 // linkSlice and unlinkSlice keep the sorted slice names of each service.

@@ -766,3 +766,35 @@ func TestGenerationChangesWithEveryUpdate(t *testing.T) {
 	step("service delete", func() { c.UpdateService(s, nil) })
 	step("namespace delete", func() { c.UpdateNamespace(ns("default"), nil) })
 }
+
+// Endpoints repeated within a slice or across the slices of a service are
+// answered once; the first slice's list is used as it is.
+func TestEndpointDedupe(t *testing.T) {
+	c := New(Config{})
+	httpPort := []discoveryv1.EndpointPort{epPort("http", corev1.ProtocolTCP, 80)}
+	c.UpdateService(nil, svc("ns", "h", headless(), svcPort("http", corev1.ProtocolTCP, 80)))
+	c.UpdateEndpointSlice(nil, epSlice("ns", "h-a", "h", discoveryv1.AddressTypeIPv4, httpPort,
+		ep{addrs: []string{"10.1.0.1", "10.1.0.1"}, ready: true},
+		ep{addrs: []string{"10.1.0.2"}, ready: true},
+		ep{addrs: []string{"10.1.0.2"}, hostname: "named", ready: true}))
+	c.UpdateEndpointSlice(nil, epSlice("ns", "h-b", "h", discoveryv1.AddressTypeIPv4, httpPort,
+		ep{addrs: []string{"10.1.0.1"}, ready: true},
+		ep{addrs: []string{"10.1.0.3"}, ready: true},
+		ep{addrs: []string{"10.1.0.2"}, ready: true}))
+	var got []string
+	for _, g := range c.endpoints[keyOf("ns", "h")] {
+		for _, e := range g.eps {
+			got = append(got, e.host+"="+e.addr.String())
+		}
+	}
+	want := []string{"10-1-0-1=10.1.0.1", "10-1-0-2=10.1.0.2", "named=10.1.0.2", "10-1-0-3=10.1.0.3"}
+	if !slices.Equal(got, want) {
+		t.Errorf("endpoints %v, want %v", got, want)
+	}
+	if a := c.slices[sliceKey{"ns", "h-a"}].eps; &a[0] != &c.endpoints[keyOf("ns", "h")][0].eps[0] {
+		t.Error("the first slice's endpoints were copied")
+	}
+	if b := c.slices[sliceKey{"ns", "h-b"}].eps; len(b) != 3 {
+		t.Errorf("slice h-b keeps %d endpoints, want its 3", len(b))
+	}
+}
