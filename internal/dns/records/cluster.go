@@ -149,7 +149,7 @@ type Cluster struct {
 	svcSlices  map[svcKey][]string // slice names, sorted (a map each cost ~300 bytes a service)
 	endpoints  map[svcKey][]epGroup
 	clusterIPs map[netip.Addr]svcKey
-	epByIP     map[netip.Addr][]epRef // sorted by refCmp; mostly one each
+	epByIP     ptrIndex
 	pods       map[podKey]*pod
 	podsByIP   map[netip.Addr]map[podKey]struct{}
 }
@@ -181,7 +181,7 @@ func New(cfg Config) *Cluster {
 		svcSlices:  map[svcKey][]string{},
 		endpoints:  map[svcKey][]epGroup{},
 		clusterIPs: map[netip.Addr]svcKey{},
-		epByIP:     map[netip.Addr][]epRef{},
+		epByIP:     ptrIndex{one: map[netip.Addr]epRef{}, more: map[netip.Addr][]epRef{}},
 		pods:       map[podKey]*pod{},
 		podsByIP:   map[netip.Addr]map[podKey]struct{}{},
 	}
@@ -425,7 +425,7 @@ func ready(e discoveryv1.Endpoint) bool { return e.Conditions.Ready == nil || *e
 func (c *Cluster) rebuildEndpoints(k svcKey) {
 	for _, g := range c.endpoints[k] {
 		for _, e := range g.eps {
-			c.dropPTR(e.addr, epRef{k, e.host})
+			c.epByIP.drop(e.addr, epRef{k, e.host})
 		}
 	}
 	delete(c.endpoints, k)
@@ -456,11 +456,7 @@ func (c *Cluster) rebuildEndpoints(k svcKey) {
 	c.endpoints[k] = groups
 	for _, g := range groups {
 		for _, e := range g.eps {
-			t := epRef{k, e.host}
-			refs := c.epByIP[e.addr]
-			if i, found := slices.BinarySearchFunc(refs, t, refCmp); !found {
-				c.epByIP[e.addr] = slices.Insert(refs, i, t)
-			}
+			c.epByIP.add(e.addr, epRef{k, e.host})
 		}
 	}
 }
@@ -508,15 +504,58 @@ func (c *Cluster) unlinkSlice(svc svcKey, name string) {
 	}
 }
 
-func (c *Cluster) dropPTR(a netip.Addr, t epRef) {
-	refs := c.epByIP[a]
+// ptrIndex finds the endpoints an address names, for PTR. Nearly every
+// address names one endpoint, kept in one; an address naming more has
+// them all in more, sorted by refCmp, and none in one.
+type ptrIndex struct {
+	one  map[netip.Addr]epRef
+	more map[netip.Addr][]epRef
+}
+
+// get returns the endpoints a names, sorted by refCmp.
+func (x *ptrIndex) get(a netip.Addr) []epRef {
+	if r, ok := x.one[a]; ok {
+		return []epRef{r}
+	}
+	return x.more[a]
+}
+
+func (x *ptrIndex) add(a netip.Addr, t epRef) {
+	if refs, ok := x.more[a]; ok {
+		if i, found := slices.BinarySearchFunc(refs, t, refCmp); !found {
+			x.more[a] = slices.Insert(refs, i, t)
+		}
+		return
+	}
+	r, ok := x.one[a]
+	switch {
+	case !ok:
+		x.one[a] = t
+	case r != t:
+		delete(x.one, a)
+		if refCmp(t, r) < 0 {
+			r, t = t, r
+		}
+		x.more[a] = []epRef{r, t}
+	}
+}
+
+func (x *ptrIndex) drop(a netip.Addr, t epRef) {
+	if r, ok := x.one[a]; ok {
+		if r == t {
+			delete(x.one, a)
+		}
+		return
+	}
+	refs := x.more[a]
 	i, found := slices.BinarySearchFunc(refs, t, refCmp)
 	switch {
 	case !found:
-	case len(refs) == 1:
-		delete(c.epByIP, a)
+	case len(refs) == 2:
+		delete(x.more, a)
+		x.one[a] = refs[1-i]
 	default:
-		c.epByIP[a] = slices.Delete(refs, i, i+1)
+		x.more[a] = slices.Delete(refs, i, i+1)
 	}
 }
 
@@ -526,15 +565,21 @@ func refCmp(a, b epRef) int {
 }
 
 func dashed(a netip.Addr) string {
-	s := a.String()
-	if a.Is4() {
-		return strings.ReplaceAll(s, ".", "-")
+	var buf [64]byte
+	b := a.AppendTo(buf[:0])
+	sep := byte('.')
+	if a.Is6() {
+		sep = ':'
 	}
-	s = strings.ReplaceAll(s, ":", "-")
-	if strings.HasSuffix(s, "-") {
-		s += "0"
+	for i, c := range b {
+		if c == sep {
+			b[i] = '-'
+		}
 	}
-	return s
+	if a.Is6() && b[len(b)-1] == '-' {
+		b = append(b, '0')
+	}
+	return string(b) // the one allocation
 }
 
 // UpdatePod applies an informer add (prev nil), update or delete (cur nil).

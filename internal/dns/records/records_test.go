@@ -2,6 +2,7 @@ package records
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
@@ -796,5 +797,46 @@ func TestEndpointDedupe(t *testing.T) {
 	}
 	if b := c.slices[sliceKey{"ns", "h-b"}].eps; len(b) != 3 {
 		t.Errorf("slice h-b keeps %d endpoints, want its 3", len(b))
+	}
+}
+
+// ptrIndex agrees with a plain sorted list per address through random adds
+// and drops, and keeps an address in one of its maps only.
+func TestPtrIndex(t *testing.T) {
+	x := ptrIndex{one: map[netip.Addr]epRef{}, more: map[netip.Addr][]epRef{}}
+	want := map[netip.Addr][]epRef{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	addrs := []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")}
+	refs := []epRef{{svcKey{"a", "s"}, "h1"}, {svcKey{"a", "s"}, "h2"}, {svcKey{"b", "s"}, "h1"}, {svcKey{"a", "t"}, "h0"}}
+	for step := range 2000 {
+		a, r := addrs[rng.IntN(len(addrs))], refs[rng.IntN(len(refs))]
+		l := want[a]
+		i, found := slices.BinarySearchFunc(l, r, refCmp)
+		if rng.IntN(2) == 0 {
+			x.add(a, r)
+			if !found {
+				want[a] = slices.Insert(l, i, r)
+			}
+		} else {
+			x.drop(a, r)
+			if found {
+				want[a] = slices.Delete(l, i, i+1)
+			}
+		}
+		for _, a := range addrs {
+			_, inOne := x.one[a]
+			_, inMore := x.more[a]
+			if got := x.get(a); !slices.Equal(got, want[a]) || (inOne && inMore) || (inMore && len(want[a]) < 2) {
+				t.Fatalf("step %d, %s: got %v (one %v, more %v), want %v", step, a, got, inOne, inMore, want[a])
+			}
+		}
+	}
+}
+
+func TestDashed(t *testing.T) {
+	for in, want := range map[string]string{"10.1.2.3": "10-1-2-3", "fd00::a": "fd00--a", "fd00::": "fd00--0", "::1": "--1"} {
+		if got := dashed(netip.MustParseAddr(in)); got != want {
+			t.Errorf("dashed(%s) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -285,7 +285,7 @@ func (c *Cluster) nsEntries() []entry {
 	}
 	found := false
 	for _, ip := range c.nsIPs {
-		for _, r := range c.epByIP[ip.Unmap()] {
+		for _, r := range c.epByIP.get(ip.Unmap()) {
 			found = true
 			svc := c.services[r.svc]
 			if svc == nil {
@@ -531,7 +531,7 @@ func (c *Cluster) resolveReverse(req *dns.Msg, qname, lname string) (*dns.Msg, b
 	var targets []string
 	if k, ok := c.clusterIPs[a]; ok {
 		targets = append(targets, k.name+"."+k.ns+".svc."+c.zone)
-	} else if refs := c.epByIP[a]; len(refs) > 0 {
+	} else if refs := c.epByIP.get(a); len(refs) > 0 {
 		for _, r := range refs {
 			targets = append(targets, r.rel()+"."+c.zone)
 		}
