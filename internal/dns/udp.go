@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"strings"
@@ -121,7 +122,13 @@ func (u *udpServer) fast(pkt, buf []byte) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	wire := buf[:copy(buf, e.data[e.qlen:])]
+	ans := e.data[e.qlen:]
+	n := copy(buf, ans[:headerLen])
+	// A stored answer leaves out its question, which is the bytes the
+	// asker sent (equal to the entry's key).
+	n += copy(buf[n:], pkt[headerLen:headerLen+int(e.qn)])
+	n += copy(buf[n:], ans[headerLen:])
+	wire := buf[:n]
 	wire[0], wire[1] = pkt[0], pkt[1] // the query's ID
 	e.m.requests.Inc()
 	e.m.responses.Inc()
@@ -214,9 +221,10 @@ type wireCache struct {
 // cache is the largest part of the DNS server's heap after the records.
 type wireEntry struct {
 	gen  uint64
-	data string // the query after its ID, then the answer with ID bytes zero
-	qlen int
+	data string       // the query after its ID, then the answer with ID bytes zero and without its first qn bytes after the header
 	m    *wireMetrics // shared by every entry counting in the same series
+	qlen uint16       // of the query after its ID (maxCachedQuery)
+	qn   uint16       // the question's length, or 0 when the answer is kept whole
 }
 
 // wireMetrics are the series a repeat of an answer counts in.
@@ -224,6 +232,29 @@ type wireMetrics struct {
 	requests  prometheus.Counter
 	responses prometheus.Counter
 	duration  prometheus.Observer
+}
+
+// questionLen is the length of the question of a one-question message:
+// its name as plain labels (no compression pointer), then type and class;
+// 0 for anything else.
+func questionLen(msg []byte) int {
+	if len(msg) < headerLen || msg[4] != 0 || msg[5] != 1 {
+		return 0
+	}
+	for i := headerLen; i < len(msg); {
+		switch l := int(msg[i]); {
+		case l == 0:
+			if i+5 > len(msg) {
+				return 0
+			}
+			return i + 5 - headerLen
+		case l > 63:
+			return 0 // a pointer or an extended label type
+		default:
+			i += 1 + l
+		}
+	}
+	return 0
 }
 
 // maxCachedQuery bounds the queries whose answers are kept; real ones are
@@ -251,13 +282,24 @@ func (c *wireCache) put(pkt, wire []byte, gen uint64, o outcome) {
 	if c.max <= 0 || len(pkt) <= headerLen || len(pkt) > maxCachedQuery || len(wire) < 2 {
 		return
 	}
+	if len(wire) < headerLen {
+		return
+	}
 	q := pkt[2:]
+	// The answer repeats the question as asked (RFC 1035 4.1.2); it is
+	// left out when it is byte for byte the query's, which the entry's
+	// key holds already.
+	qn := questionLen(pkt)
+	if qn == 0 || len(wire) < headerLen+qn || !bytes.Equal(wire[headerLen:headerLen+qn], pkt[headerLen:headerLen+qn]) {
+		qn = 0
+	}
 	var b strings.Builder
-	b.Grow(len(q) + len(wire))
+	b.Grow(len(q) + len(wire) - qn)
 	b.Write(q)
 	b.Write([]byte{0, 0})
-	b.Write(wire[2:])
-	e := &wireEntry{gen: gen, data: b.String(), qlen: len(q)}
+	b.Write(wire[2:headerLen])
+	b.Write(wire[headerLen+qn:])
+	e := &wireEntry{gen: gen, data: b.String(), qlen: uint16(len(q)), qn: uint16(qn)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[string(q)]; ok && old.gen > gen {

@@ -194,3 +194,21 @@ coredns_dns_responses_total{plugin="kubernetes",rcode="NOERROR",server="SERVER",
 		}
 	})
 }
+
+func TestQuestionLen(t *testing.T) {
+	m := new(dns.Msg).SetQuestion("a.bc.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	pkt := packed(t, m)
+	if got := questionLen(pkt); got != 1+1+1+2+1+4 {
+		t.Errorf("plain question: %d, want 10", got)
+	}
+	ptr := slices.Clone(pkt[:headerLen])
+	ptr = append(ptr, 1, 'a', 0xc0, 12, 0, 1, 0, 1)
+	two := slices.Clone(pkt)
+	two[5] = 2
+	for name, b := range map[string][]byte{"pointer": ptr, "two questions": two, "cut short": pkt[:headerLen+3], "header only": pkt[:headerLen]} {
+		if got := questionLen(b); got != 0 {
+			t.Errorf("%s: %d, want 0", name, got)
+		}
+	}
+}
