@@ -138,6 +138,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 // is unchanged, and the metrics such a repeat counts in.
 type outcome struct {
 	cacheable bool
+	series    answerSeries
+}
+
+// answerSeries are the metric series one answer counts in; a repeat of a
+// cached answer counts in the same.
+type answerSeries struct {
 	requests  prometheus.Counter
 	responses prometheus.Counter
 	duration  prometheus.Observer
@@ -203,7 +209,7 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg, server string) outcome 
 	rc.Inc()
 	s.write(w, r, resp, opt, k.tcp)
 	rm.duration.Observe(time.Since(start).Seconds())
-	return outcome{cacheable: cacheable, requests: rm.requests, responses: rc, duration: rm.duration}
+	return outcome{cacheable: cacheable, series: answerSeries{requests: rm.requests, responses: rc, duration: rm.duration}}
 }
 
 // inZone tells whether name is the cluster zone or below it. It is

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"k8s.io/klog/v2"
@@ -211,8 +210,8 @@ func (w *udpWriter) Hijack()             {}
 // gave alone are kept, so nothing in one expires but by a change of state.
 type wireCache struct {
 	mu      sync.Mutex
-	entries map[string]*wireEntry // keys are prefixes of the entries' data
-	metrics map[wireMetrics]*wireMetrics
+	entries map[string]*wireEntry          // keys are prefixes of the entries' data
+	series  map[answerSeries]*answerSeries // one copy of each, shared by the entries
 	max     int
 }
 
@@ -221,17 +220,10 @@ type wireCache struct {
 // cache is the largest part of the DNS server's heap after the records.
 type wireEntry struct {
 	gen  uint64
-	data string       // the query after its ID, then the answer with ID bytes zero and without its first qn bytes after the header
-	m    *wireMetrics // shared by every entry counting in the same series
-	qlen uint16       // of the query after its ID (maxCachedQuery)
-	qn   uint16       // the question's length, or 0 when the answer is kept whole
-}
-
-// wireMetrics are the series a repeat of an answer counts in.
-type wireMetrics struct {
-	requests  prometheus.Counter
-	responses prometheus.Counter
-	duration  prometheus.Observer
+	data string // the query after its ID, then the answer with ID bytes zero and without its first qn bytes after the header
+	m    *answerSeries
+	qlen uint16 // of the query after its ID (maxCachedQuery)
+	qn   uint16 // the question's length, or 0 when the answer is kept whole
 }
 
 // questionLen is the length of the question of a one-question message:
@@ -262,7 +254,7 @@ func questionLen(msg []byte) int {
 const maxCachedQuery = 300
 
 func newWireCache(max int) *wireCache {
-	return &wireCache{entries: make(map[string]*wireEntry, min(max, 1024)), metrics: map[wireMetrics]*wireMetrics{}, max: max}
+	return &wireCache{entries: make(map[string]*wireEntry, min(max, 1024)), series: map[answerSeries]*answerSeries{}, max: max}
 }
 
 func (c *wireCache) get(pkt []byte, gen uint64) (*wireEntry, bool) {
@@ -279,10 +271,7 @@ func (c *wireCache) get(pkt []byte, gen uint64) (*wireEntry, bool) {
 }
 
 func (c *wireCache) put(pkt, wire []byte, gen uint64, o outcome) {
-	if c.max <= 0 || len(pkt) <= headerLen || len(pkt) > maxCachedQuery || len(wire) < 2 {
-		return
-	}
-	if len(wire) < headerLen {
+	if c.max <= 0 || len(pkt) <= headerLen || len(pkt) > maxCachedQuery || len(wire) < headerLen {
 		return
 	}
 	q := pkt[2:]
@@ -305,10 +294,9 @@ func (c *wireCache) put(pkt, wire []byte, gen uint64, o outcome) {
 	if old, ok := c.entries[string(q)]; ok && old.gen > gen {
 		return // a newer answer is already in
 	}
-	mk := wireMetrics{requests: o.requests, responses: o.responses, duration: o.duration}
-	if e.m = c.metrics[mk]; e.m == nil {
-		e.m = &mk
-		c.metrics[mk] = e.m
+	if e.m = c.series[o.series]; e.m == nil {
+		e.m = &o.series
+		c.series[o.series] = e.m
 	}
 	if len(c.entries) >= c.max {
 		for k := range c.entries { // map order: an arbitrary victim
