@@ -46,6 +46,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 		return nil
 	}
 
+	wakes := s.wakeCount()
 	nodes, err := s.snapshot()
 	if err != nil {
 		return err
@@ -62,7 +63,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, key string) error {
 	if len(feasible) == 0 {
 		msg := diagnosis.Message(len(nodes))
 		logger.V(2).Info("Unable to schedule pod", "reason", msg)
-		s.markUnschedulable(key)
+		s.markUnschedulable(key, wakes)
 		s.recorder.Event(pod, v1.EventTypeWarning, "FailedScheduling", msg)
 		return s.setUnschedulable(ctx, pod, msg)
 	}

@@ -57,6 +57,10 @@ type Scheduler struct {
 	// failed attempts for backoff.
 	unschedulable map[string]*attempt
 	attempts      map[string]*attempt
+	// wakes counts wakeUnschedulable calls, so that a decision made on a
+	// snapshot older than a cluster change is retried rather than parked
+	// (the change's wake-up found nothing to wake).
+	wakes uint64
 }
 
 type attempt struct {
@@ -233,6 +237,7 @@ func readyOf(n *v1.Node) v1.ConditionStatus {
 func (s *Scheduler) wakeUnschedulable() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.wakes++
 	now := time.Now()
 	for key, a := range s.unschedulable {
 		delete(s.unschedulable, key)
@@ -271,8 +276,10 @@ func (s *Scheduler) backoff(failures int) time.Duration {
 	return min(d, s.opts.MaxBackoff)
 }
 
-// markUnschedulable parks key until a cluster change or the flush period.
-func (s *Scheduler) markUnschedulable(key string) {
+// markUnschedulable parks key until a cluster change or the flush period;
+// wakes is wakeCount from before the snapshot the decision was made on.
+// When a change came since, the pod is retried after its backoff instead.
+func (s *Scheduler) markUnschedulable(key string, wakes uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.attempts[key]
@@ -282,7 +289,18 @@ func (s *Scheduler) markUnschedulable(key string) {
 	}
 	a.count++
 	a.last = time.Now()
+	if s.wakes != wakes {
+		s.queue.AddAfter(key, s.backoff(a.count))
+		return
+	}
 	s.unschedulable[key] = a
+}
+
+// wakeCount is the number of cluster changes that woke parked pods so far.
+func (s *Scheduler) wakeCount() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wakes
 }
 
 func (s *Scheduler) forgetUnschedulable(key string) {
