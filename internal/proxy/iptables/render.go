@@ -54,13 +54,22 @@ type claim struct {
 	rules []bucketRule
 }
 
-// fragment is everything one service port contributes: chains of its own,
-// claimed rules in shared bucket chains, and endpoint addresses for the
-// hairpin buckets.
+// fragment is everything one service port contributes: the names of the
+// chains of its own (their rules are rendered from the ServicePort when
+// they are written, so ~100,000 DNAT rule strings are not kept between
+// syncs at 10,000 services), claimed rules in shared bucket chains, and
+// endpoint addresses for the hairpin buckets.
 type fragment struct {
-	chains  map[chainKey][]string
+	own     []ownChain
 	claims  []claim
 	hairpin []netip.Addr
+}
+
+// ownChain names a chain of one service port's own: PORTAL-SVC-,
+// PORTAL-EXT-, PORTAL-SEP- (with its endpoint) or PORTAL-FW-.
+type ownChain struct {
+	key chainKey
+	ep  netip.AddrPort
 }
 
 func hashName(parts ...string) string {
@@ -88,6 +97,12 @@ func npBucket(proto string, port uint16) chainKey {
 
 func hpBucket(k int) chainKey { return chainKey{tableNAT, prefixHP + strconv.Itoa(k)} }
 
+// hpOctet is the source's last octet that hairpin bucket k is for.
+func hpOctet(k chainKey) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(k.name, prefixHP))
+	return n
+}
+
 // portMatch is `-p P -m P --dport N`.
 func portMatch(proto string, port uint16) string {
 	return fmt.Sprintf("-p %s -m %s --dport %d", proto, proto, port)
@@ -109,7 +124,7 @@ func noEndpoints(proto string, drop bool) string {
 
 // renderService computes one service port's fragment; a pure function.
 func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
-	f := fragment{chains: map[chainKey][]string{}}
+	var f fragment
 	proto := strings.ToLower(sp.Protocol)
 	if proto != "tcp" && proto != "udp" && proto != "sctp" {
 		return f // one bad service port must not fail every sync
@@ -119,32 +134,29 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 	comment := commentOf(sp.Name)
 	match := portMatch(proto, sp.Port)
 
-	var aff *affinity
-	if sp.Affinity {
-		aff = &affinity{svc: sp.Name, proto: proto, seconds: sp.AffinitySeconds()}
-	}
 	var svcChain, extChain string
+	var used [][]netip.AddrPort // endpoint lists of the chains above
 	if len(cluster) > 0 && len(sp.VIPs) > 0 {
 		svcChain = prefixSvc + h
-		var mark []string
-		if podCIDR.IsValid() {
-			mark = []string{"! -s " + podCIDR.Masked().String() + " -j MARK --or-mark " + masqMark}
-		}
-		f.chains[chainKey{tableNAT, svcChain}] = pickRules(mark, proto, cluster, aff)
+		f.own = append(f.own, ownChain{key: chainKey{tableNAT, svcChain}})
+		used = append(used, cluster)
 	}
 	hasExternal := len(sp.External)+len(sp.LoadBalancerIPs) > 0 || sp.NodePort != 0
 	if len(external) > 0 && hasExternal {
 		extChain = prefixExt + h
-		var mark []string
-		if !sp.ExternalLocal {
-			mark = []string{"-j MARK --or-mark " + masqMark}
-		}
-		f.chains[chainKey{tableNAT, extChain}] = pickRules(mark, proto, external, aff)
+		f.own = append(f.own, ownChain{key: chainKey{tableNAT, extChain}})
+		used = append(used, external)
 	}
-	if aff != nil {
-		for ep := range aff.used {
-			f.chains[chainKey{tableNAT, aff.chain(ep)}] = []string{fmt.Sprintf("-p %s -m recent --name %s --set -j DNAT --to-destination %s",
-				proto, aff.chain(ep), endpointString(ep))}
+	if sp.Affinity {
+		aff := affinity{svc: sp.Name}
+		seen := map[netip.AddrPort]bool{}
+		for _, eps := range used {
+			for _, ep := range eps {
+				if !seen[ep] {
+					seen[ep] = true
+					f.own = append(f.own, ownChain{chainKey{tableNAT, aff.chain(ep)}, ep})
+				}
+			}
 		}
 	}
 
@@ -170,17 +182,11 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 	for _, ip := range sp.External {
 		byAddr(ip, extChain, sp.ExternalDrop)
 	}
-	var ranges []string
-	for _, p := range sp.SourceRanges {
-		if p.Addr().Unmap().Is4() {
-			ranges = append(ranges, "-s "+p.Masked().String()+" -j RETURN")
-		}
-	}
 	if len(sp.SourceRanges) > 0 {
 		// Checked in the filter table against the original destination,
 		// after DNAT: the nat table cannot drop.
 		fw := prefixFW + h
-		f.chains[chainKey{tableFilter, fw}] = append(ranges, "-j DROP")
+		f.own = append(f.own, ownChain{key: chainKey{tableFilter, fw}})
 		for _, ip := range sp.LoadBalancerIPs {
 			if c := byAddr(ip, extChain, sp.ExternalDrop); c != nil {
 				c.rules = append(c.rules, bucketRule{chainKey{tableFilter, chainLBSources}, fmt.Sprintf(
@@ -203,13 +209,6 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 		f.claims = append(f.claims, c)
 	}
 	seen := map[netip.Addr]bool{}
-	var used [][]netip.AddrPort
-	if svcChain != "" {
-		used = append(used, cluster)
-	}
-	if extChain != "" {
-		used = append(used, external)
-	}
 	for _, eps := range used {
 		for _, ep := range eps {
 			if a := ep.Addr().Unmap(); !seen[a] && sp.NeedsHairpin(a) {
@@ -221,6 +220,57 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 	return f
 }
 
+// ownRules renders the rules of c, a chain of sp's own that
+// renderService named.
+func ownRules(sp *dataplane.ServicePort, podCIDR netip.Prefix, c ownChain) []string {
+	proto := strings.ToLower(sp.Protocol)
+	var aff *affinity
+	if sp.Affinity {
+		aff = &affinity{svc: sp.Name, proto: proto, seconds: sp.AffinitySeconds()}
+	}
+	switch name := c.key.name; {
+	case strings.HasPrefix(name, prefixSvc):
+		var mark []string
+		if podCIDR.IsValid() {
+			mark = []string{"! -s " + podCIDR.Masked().String() + " -j MARK --or-mark " + masqMark}
+		}
+		return pickRules(mark, proto, v4(sp.Endpoints), aff)
+	case strings.HasPrefix(name, prefixExt):
+		var mark []string
+		if !sp.ExternalLocal {
+			mark = []string{"-j MARK --or-mark " + masqMark}
+		}
+		return pickRules(mark, proto, v4(sp.ExternalEndpoints), aff)
+	case strings.HasPrefix(name, prefixSep):
+		return []string{"-p " + proto + " -m recent --name " + name + " --set -j DNAT --to-destination " + endpointString(c.ep)}
+	case strings.HasPrefix(name, prefixFW):
+		var rules []string
+		for _, p := range sp.SourceRanges {
+			if p.Addr().Unmap().Is4() {
+				rules = append(rules, "-s "+p.Masked().String()+" -j RETURN")
+			}
+		}
+		return append(rules, "-j DROP")
+	}
+	return nil
+}
+
+// ownTargets are the chains of ours that c's rules may jump to: a
+// service chain of an affinity service port jumps to its endpoints'
+// chains.
+func ownTargets(f *fragment, c ownChain) []string {
+	if !strings.HasPrefix(c.key.name, prefixSvc) && !strings.HasPrefix(c.key.name, prefixExt) {
+		return nil
+	}
+	var out []string
+	for _, o := range f.own {
+		if strings.HasPrefix(o.key.name, prefixSep) {
+			out = append(out, o.key.name)
+		}
+	}
+	return out
+}
+
 // affinity names the per-endpoint chains (and xt_recent lists) of a
 // sessionAffinity ClientIP service port. Names carry the endpoint, so an
 // endpoint change leaves the other endpoints' clients where they are.
@@ -228,7 +278,6 @@ type affinity struct {
 	svc     string
 	proto   string
 	seconds int
-	used    map[netip.AddrPort]bool
 }
 
 func (a *affinity) chain(ep netip.AddrPort) string {
@@ -247,11 +296,7 @@ func pickRules(mark []string, proto string, eps []netip.AddrPort, aff *affinity)
 		return "-p " + proto + " -j DNAT --to-destination " + endpointString(ep)
 	}
 	if aff != nil {
-		if aff.used == nil {
-			aff.used = map[netip.AddrPort]bool{}
-		}
 		for _, ep := range eps {
-			aff.used[ep] = true
 			rules = append(rules, fmt.Sprintf("-m recent --name %s --rcheck --seconds %d --reap -j %s", aff.chain(ep), aff.seconds, aff.chain(ep)))
 		}
 	}

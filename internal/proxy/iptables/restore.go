@@ -81,8 +81,9 @@ func writeChains(b *bytes.Buffer, r *ruleset, names []string, table string) {
 		}
 		level[n] = 0 // no loops among our chains; guards anyway
 		l := 0
-		for _, rule := range r.chains[chainKey{table, n}] {
-			if t := ourTarget(rule); want[t] && t != n {
+		k := chainKey{table, n}
+		for _, t := range r.targets(k, r.chains[k]) {
+			if want[t] && t != n {
 				l = max(l, depth(t)+1)
 			}
 		}
@@ -101,7 +102,8 @@ func writeChains(b *bytes.Buffer, r *ruleset, names []string, table string) {
 	})
 	for _, name := range order {
 		b.WriteString(":" + name + " - [0:0]\n")
-		for _, rule := range r.chains[chainKey{table, name}] {
+		k := chainKey{table, name}
+		for _, rule := range r.rules(k, r.chains[k]) {
 			b.WriteString("-A " + name + " " + rule + "\n")
 		}
 	}
@@ -120,14 +122,24 @@ func ourTarget(rule string) string {
 	return t
 }
 
-// size estimates the restore input for names, so the buffer is allocated
-// once (20 MB at 10,000 services × 10 endpoints).
+// size estimates the restore input for names without rendering it, so
+// the buffer is allocated once (20 MB at 10,000 services × 10
+// endpoints): a rendered chain's rules at ~100 bytes per endpoint.
 func size(r *ruleset, names []string, table string) int {
 	n := 0
 	for _, name := range names {
+		k := chainKey{table, name}
+		c := r.chains[k]
 		n += 2 * (len(name) + 16)
-		for _, rule := range r.chains[chainKey{table, name}] {
-			n += len(name) + len(rule) + 5
+		switch {
+		case c.owner != nil:
+			n += (len(c.owner.sp.Endpoints) + 2) * (len(name) + 100)
+		case c.hp:
+			n += len(r.hairpin[hpOctet(k)]) * (len(name) + 50)
+		default:
+			for _, rule := range c.rules {
+				n += len(name) + len(rule) + 5
+			}
 		}
 	}
 	return n
@@ -217,7 +229,7 @@ func deltaRestore(r *ruleset) []byte {
 			}
 			now, ok := r.chains[k]
 			switch {
-			case ok && (!was.existed || !slices.Equal(now, was.rules)):
+			case ok && (!was.existed || !slices.Equal(r.rules(k, now), r.rules(k, was.chain))):
 				write = append(write, k.name)
 			case !ok && was.existed:
 				gone = append(gone, k.name)

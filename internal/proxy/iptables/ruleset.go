@@ -45,8 +45,18 @@ type applied struct {
 	changed bool
 }
 
+// chain is one chain of ours as a ruleset holds it: the rules of a
+// shared or top chain as they are, or where a service port's own chain
+// or a hairpin bucket is rendered from when it is written.
+type chain struct {
+	rules []string
+	owner *applied // a service port's own chain
+	own   ownChain
+	hp    bool // a hairpin bucket, rendered from ruleset.hairpin
+}
+
 type priorChain struct {
-	rules   []string
+	chain   chain
 	existed bool
 }
 
@@ -56,7 +66,7 @@ type priorChain struct {
 // touch.
 type ruleset struct {
 	g        globals
-	chains   map[chainKey][]string
+	chains   map[chainKey]chain
 	services map[string]*applied
 	gen      uint64
 	owners   map[string]string                // claim id → service port name
@@ -72,7 +82,7 @@ type ruleset struct {
 func newRuleset(g globals) *ruleset {
 	return &ruleset{
 		g:        g,
-		chains:   map[chainKey][]string{},
+		chains:   map[chainKey]chain{},
 		services: map[string]*applied{},
 		owners:   map[string]string{},
 		buckets:  map[chainKey]map[string][]string{},
@@ -90,19 +100,62 @@ func render(s dataplane.State) *ruleset {
 	return r
 }
 
+// touch records k as it is before a delta update changes it. A hairpin
+// bucket's rules are rendered now, before its addresses change.
 func (r *ruleset) touch(k chainKey) {
 	if r.prior == nil {
 		return
 	}
 	if _, seen := r.prior[k]; !seen {
 		old, ok := r.chains[k]
+		if old.hp {
+			old = chain{rules: r.rules(k, old)}
+		}
 		r.prior[k] = priorChain{old, ok}
 	}
 }
 
-func (r *ruleset) setChain(k chainKey, rules []string) {
+func (r *ruleset) setChain(k chainKey, c chain) {
 	r.touch(k)
-	r.chains[k] = rules
+	r.chains[k] = c
+}
+
+// rules are the rules of c, chain k of r (or of an earlier state of r).
+func (r *ruleset) rules(k chainKey, c chain) []string {
+	switch {
+	case c.owner != nil:
+		return ownRules(&c.owner.sp, r.g.podCIDR, c.own)
+	case c.hp:
+		m := r.hairpin[hpOctet(k)]
+		ips := make([]netip.Addr, 0, len(m))
+		for ip := range m {
+			ips = append(ips, ip)
+		}
+		slices.SortFunc(ips, netip.Addr.Compare)
+		rules := make([]string, len(ips))
+		for i, ip := range ips {
+			rules[i] = "-s " + ip.String() + "/32 -d " + ip.String() + "/32 -j MASQUERADE"
+		}
+		return rules
+	}
+	return c.rules
+}
+
+// targets are the chains of ours that c's rules may jump to.
+func (r *ruleset) targets(k chainKey, c chain) []string {
+	switch {
+	case c.owner != nil:
+		return ownTargets(&c.owner.frag, c.own)
+	case c.hp:
+		return nil
+	}
+	var out []string
+	for _, rule := range c.rules {
+		if t := ourTarget(rule); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func (r *ruleset) delChain(k chainKey) {
@@ -111,9 +164,10 @@ func (r *ruleset) delChain(k chainKey) {
 }
 
 func (r *ruleset) add(name string, sp dataplane.ServicePort) {
-	f := renderService(sp, r.g.podCIDR)
-	for k, rules := range f.chains {
-		r.setChain(k, rules)
+	a := &applied{sp: sp, frag: renderService(sp, r.g.podCIDR), gen: r.gen}
+	f := &a.frag
+	for _, c := range f.own {
+		r.setChain(c.key, chain{owner: a, own: c})
 	}
 	for _, c := range f.claims {
 		if _, taken := r.owners[c.id]; taken {
@@ -130,24 +184,26 @@ func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 			r.dirty[br.chain] = true
 		}
 	}
-	for _, a := range f.hairpin {
-		k := lastOctet(a)
+	for _, ip := range f.hairpin {
+		k := lastOctet(ip)
 		m := r.hairpin[k]
 		if m == nil {
 			m = map[netip.Addr]int{}
 			r.hairpin[k] = m
 		}
-		if m[a]++; m[a] == 1 {
+		if m[ip] == 0 {
+			r.touch(hpBucket(k))
 			r.dirty[hpBucket(k)] = true
 		}
+		m[ip]++
 	}
-	r.services[name] = &applied{sp: sp, frag: f, gen: r.gen}
+	r.services[name] = a
 }
 
 func (r *ruleset) remove(name string) {
 	a := r.services[name]
-	for k := range a.frag.chains {
-		r.delChain(k)
+	for _, c := range a.frag.own {
+		r.delChain(c.key)
 	}
 	for _, c := range a.frag.claims {
 		if r.owners[c.id] != name {
@@ -167,12 +223,15 @@ func (r *ruleset) remove(name string) {
 	for _, ip := range a.frag.hairpin {
 		k := lastOctet(ip)
 		m := r.hairpin[k]
-		if m[ip]--; m[ip] <= 0 {
+		if m[ip] <= 1 {
+			r.touch(hpBucket(k))
 			delete(m, ip)
 			r.dirty[hpBucket(k)] = true
 			if len(m) == 0 {
 				delete(r.hairpin, k)
 			}
+		} else {
+			m[ip]--
 		}
 	}
 	delete(r.services, name)
@@ -239,35 +298,33 @@ func (r *ruleset) updateChanged(names []string, ports []*dataplane.ServicePort) 
 // that jump to them.
 func (r *ruleset) finish() {
 	for k := range r.dirty {
-		var rules []string
+		_, exists := r.chains[k]
 		if strings.HasPrefix(k.name, prefixHP) {
-			n, _ := strconv.Atoi(strings.TrimPrefix(k.name, prefixHP))
-			ips := make([]netip.Addr, 0, len(r.hairpin[n]))
-			for ip := range r.hairpin[n] {
-				ips = append(ips, ip)
-			}
-			slices.SortFunc(ips, netip.Addr.Compare)
-			for _, ip := range ips {
-				rules = append(rules, "-s "+ip.String()+"/32 -d "+ip.String()+"/32 -j MASQUERADE")
-			}
-		} else {
-			b := r.buckets[k]
-			for _, owner := range sortedKeys(b) {
-				rules = append(rules, b[owner]...)
-			}
-		}
-		if len(rules) == 0 {
-			if _, ok := r.chains[k]; ok {
+			switch {
+			case len(r.hairpin[hpOctet(k)]) > 0:
+				r.setChain(k, chain{hp: true})
+			case exists:
 				r.delChain(k)
 			}
-		} else if !slices.Equal(r.chains[k], rules) {
-			r.setChain(k, rules)
+			continue
+		}
+		var rules []string
+		b := r.buckets[k]
+		for _, owner := range sortedKeys(b) {
+			rules = append(rules, b[owner]...)
+		}
+		if len(rules) == 0 {
+			if exists {
+				r.delChain(k)
+			}
+		} else if !slices.Equal(r.chains[k].rules, rules) {
+			r.setChain(k, chain{rules: rules})
 		}
 	}
 	clear(r.dirty)
 	for k, rules := range r.top() {
-		if old, ok := r.chains[k]; !ok || !slices.Equal(old, rules) {
-			r.setChain(k, rules)
+		if old, ok := r.chains[k]; !ok || !slices.Equal(old.rules, rules) {
+			r.setChain(k, chain{rules: rules})
 		}
 	}
 }
