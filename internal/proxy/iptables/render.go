@@ -62,7 +62,7 @@ type claim struct {
 type fragment struct {
 	own     []ownChain
 	claims  []claim
-	hairpin []netip.Addr
+	hairpin [][4]byte
 }
 
 // ownChain names a chain of one service port's own: PORTAL-SVC-,
@@ -98,9 +98,9 @@ func npBucket(proto string, port uint16) chainKey {
 func hpBucket(k int) chainKey { return chainKey{tableNAT, prefixHP + strconv.Itoa(k)} }
 
 // hpOctet is the source's last octet that hairpin bucket k is for.
-func hpOctet(k chainKey) int {
+func hpOctet(k chainKey) byte {
 	n, _ := strconv.Atoi(strings.TrimPrefix(k.name, prefixHP))
-	return n
+	return byte(n)
 }
 
 // portMatch is `-p P -m P --dport N`.
@@ -213,7 +213,7 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 		for _, ep := range eps {
 			if a := ep.Addr().Unmap(); !seen[a] && sp.NeedsHairpin(a) {
 				seen[a] = true
-				f.hairpin = append(f.hairpin, a)
+				f.hairpin = append(f.hairpin, a.As4())
 			}
 		}
 	}

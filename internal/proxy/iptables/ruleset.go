@@ -1,6 +1,7 @@
 package iptables
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -50,8 +51,8 @@ type applied struct {
 // or a hairpin bucket is rendered from when it is written.
 type chain struct {
 	rules []string
-	owner *applied // a service port's own chain
-	own   ownChain
+	owner *applied // a service port's own chain: owner.frag.own[own]
+	own   int32
 	hp    bool // a hairpin bucket, rendered from ruleset.hairpin
 }
 
@@ -71,7 +72,7 @@ type ruleset struct {
 	gen      uint64
 	owners   map[string]string                // claim id → service port name
 	buckets  map[chainKey]map[string][]string // shared chain → owner → rules
-	hairpin  map[int]map[netip.Addr]int       // source's last octet → endpoint → refs
+	hairpin  map[byte]map[[4]byte]int32       // source's last octet → endpoint → refs
 	dirty    map[chainKey]bool                // shared chains to re-render
 
 	// prior records, during a delta update, each changed chain as it was,
@@ -86,7 +87,7 @@ func newRuleset(g globals) *ruleset {
 		services: map[string]*applied{},
 		owners:   map[string]string{},
 		buckets:  map[chainKey]map[string][]string{},
-		hairpin:  map[int]map[netip.Addr]int{},
+		hairpin:  map[byte]map[[4]byte]int32{},
 		dirty:    map[chainKey]bool{},
 	}
 }
@@ -124,17 +125,18 @@ func (r *ruleset) setChain(k chainKey, c chain) {
 func (r *ruleset) rules(k chainKey, c chain) []string {
 	switch {
 	case c.owner != nil:
-		return ownRules(&c.owner.sp, r.g.podCIDR, c.own)
+		return ownRules(&c.owner.sp, r.g.podCIDR, c.owner.frag.own[c.own])
 	case c.hp:
 		m := r.hairpin[hpOctet(k)]
-		ips := make([]netip.Addr, 0, len(m))
+		ips := make([][4]byte, 0, len(m))
 		for ip := range m {
 			ips = append(ips, ip)
 		}
-		slices.SortFunc(ips, netip.Addr.Compare)
+		slices.SortFunc(ips, func(a, b [4]byte) int { return bytes.Compare(a[:], b[:]) })
 		rules := make([]string, len(ips))
 		for i, ip := range ips {
-			rules[i] = "-s " + ip.String() + "/32 -d " + ip.String() + "/32 -j MASQUERADE"
+			a := netip.AddrFrom4(ip).String()
+			rules[i] = "-s " + a + "/32 -d " + a + "/32 -j MASQUERADE"
 		}
 		return rules
 	}
@@ -145,7 +147,7 @@ func (r *ruleset) rules(k chainKey, c chain) []string {
 func (r *ruleset) targets(k chainKey, c chain) []string {
 	switch {
 	case c.owner != nil:
-		return ownTargets(&c.owner.frag, c.own)
+		return ownTargets(&c.owner.frag, c.owner.frag.own[c.own])
 	case c.hp:
 		return nil
 	}
@@ -166,8 +168,8 @@ func (r *ruleset) delChain(k chainKey) {
 func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 	a := &applied{sp: sp, frag: renderService(sp, r.g.podCIDR), gen: r.gen}
 	f := &a.frag
-	for _, c := range f.own {
-		r.setChain(c.key, chain{owner: a, own: c})
+	for i, c := range f.own {
+		r.setChain(c.key, chain{owner: a, own: int32(i)})
 	}
 	for _, c := range f.claims {
 		if _, taken := r.owners[c.id]; taken {
@@ -185,15 +187,15 @@ func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 		}
 	}
 	for _, ip := range f.hairpin {
-		k := lastOctet(ip)
+		k := ip[3]
 		m := r.hairpin[k]
 		if m == nil {
-			m = map[netip.Addr]int{}
+			m = map[[4]byte]int32{}
 			r.hairpin[k] = m
 		}
 		if m[ip] == 0 {
-			r.touch(hpBucket(k))
-			r.dirty[hpBucket(k)] = true
+			r.touch(hpBucket(int(k)))
+			r.dirty[hpBucket(int(k))] = true
 		}
 		m[ip]++
 	}
@@ -221,12 +223,12 @@ func (r *ruleset) remove(name string) {
 		}
 	}
 	for _, ip := range a.frag.hairpin {
-		k := lastOctet(ip)
+		k := ip[3]
 		m := r.hairpin[k]
 		if m[ip] <= 1 {
-			r.touch(hpBucket(k))
+			r.touch(hpBucket(int(k)))
 			delete(m, ip)
-			r.dirty[hpBucket(k)] = true
+			r.dirty[hpBucket(int(k))] = true
 			if len(m) == 0 {
 				delete(r.hairpin, k)
 			}
