@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -53,6 +55,10 @@ type figures struct {
 	anonAdds, fileAdds  float64         // of rssAdds: anonymous memory, the binary's file pages
 	adds                []time.Duration // sorted
 	programErr          error
+	// ruleFloor (iptables mode) is how long iptables takes to append one
+	// rule to a chain of the loaded nat table: the kernel's cost of any
+	// commit there, under every add. Sorted.
+	ruleFloor []time.Duration
 
 	ka, nc, kaDirect, ncDirect httpResult
 	bulk, bulkDirect           time.Duration // one -bulk-mb download
@@ -327,8 +333,48 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 	if f.rssAdds, err = px.proc.RSSMB(); err != nil {
 		return err
 	}
+	if px.mode == "iptables" && px.name == "portal" {
+		if f.ruleFloor, err = iptablesRuleFloor(ctx, 10); err != nil {
+			return err
+		}
+	}
 	f.anonAdds, f.fileAdds, err = px.proc.RSSParts()
 	return err
+}
+
+// floorChain is the chain iptablesRuleFloor appends to: not a proxy's
+// (neither prefix), and jumped to from nowhere.
+const floorChain = "BENCH-RULE-FLOOR"
+
+// iptablesRuleFloor times n appends of one rule (`-j RETURN`) to an empty
+// chain of the nat table, each flushed again, with whatever the proxy
+// has programmed there. iptables-nft commits a rule with a verdict by
+// having the kernel validate every rule reachable from the table's base
+// chains, so this is the least any change to that table costs.
+func iptablesRuleFloor(ctx context.Context, n int) ([]time.Duration, error) {
+	ipt := func(args ...string) error {
+		out, err := exec.CommandContext(ctx, "iptables", append([]string{"-w", "-t", "nat"}, args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	if err := ipt("-N", floorChain); err != nil {
+		return nil, err
+	}
+	defer func() { _ = ipt("-X", floorChain) }()
+	var took []time.Duration
+	for range n {
+		t0 := time.Now()
+		if err := ipt("-A", floorChain, "-j", "RETURN"); err != nil {
+			return nil, err
+		}
+		took = append(took, time.Since(t0))
+		if err := ipt("-F", floorChain); err != nil {
+			return nil, err
+		}
+	}
+	return sortedCopy(took), nil
 }
 
 // traffic runs HTTP load straight at the backend and then through the
