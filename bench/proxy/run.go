@@ -280,9 +280,6 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 	} else if mean, n := histogramMean(m, metricSyncDuration); n > 0 {
 		f.fullSync = time.Duration(mean * float64(time.Second))
 	}
-	if f.rss, err = px.proc.RSSMB(); err != nil {
-		return err
-	}
 	if b.o.profiles != "" && px.name == "portal" {
 		stop := b.profile(ctx, px)
 		defer stop()
@@ -302,6 +299,12 @@ func (b *bench) program(ctx context.Context, px *proxy, f *figures, first time.D
 	// add's second change (the EndpointSlice after the Service) waited
 	// out the rest of --min-sync-period.
 	settle(ctx, px, b.o.addGap, b.o.limit)
+	// Memory once the proxy has been quiet for -add-gap: what it does
+	// right after its first sync (portal hands start-up memory back
+	// then) is over.
+	if f.rss, err = px.proc.RSSMB(); err != nil {
+		return err
+	}
 	var adds []time.Duration
 	for i := range b.o.adds {
 		name := fmt.Sprintf("add-%s-%s-%d", px.name, px.mode, i)

@@ -245,15 +245,18 @@ func (r *Runner) syncOnce(ctx context.Context, full bool) {
 		return
 	}
 	took := time.Since(start)
-	if !r.partial || full {
+	wasFull := !r.partial || full
+	r.observeSync(ch, took)
+	if wasFull {
 		// A full sync (the first above all: every informer object
 		// decoded, every element rendered and sent) leaves garbage of
 		// more than the live state; the runtime keeps such freed memory
 		// for reuse up to its next GC goal and gives it back only slowly.
-		// Give it back now: a full sync is rare.
+		// Give it back now, once the rules are live and the sync is on
+		// record (a forced GC of the whole heap takes a while): a full
+		// sync is rare.
 		memtrim.ReleaseStartup()
 	}
-	r.observeSync(ch, took)
 	if r.cfg.Conntrack != nil && udpChanged(ch) {
 		if n, err := r.cfg.Conntrack.ClearStale(conntrackServices(state)); err != nil {
 			klog.ErrorS(err, "Clearing stale conntrack entries")
