@@ -365,7 +365,10 @@ func iptablesRuleFloor(ctx context.Context, n int) ([]time.Duration, error) {
 	if err := ipt("-N", floorChain); err != nil {
 		return nil, err
 	}
-	defer func() { _ = ipt("-X", floorChain) }()
+	defer func() { // flushed first: a failed append may have left a rule
+		_ = ipt("-F", floorChain)
+		_ = ipt("-X", floorChain)
+	}()
 	var took []time.Duration
 	for range n {
 		t0 := time.Now()
