@@ -194,8 +194,9 @@ func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 			r.hairpin[k] = m
 		}
 		if m[ip] == 0 {
-			r.touch(hpBucket(int(k)))
-			r.dirty[hpBucket(int(k))] = true
+			hk := hpBucket(int(k))
+			r.touch(hk)
+			r.dirty[hk] = true
 		}
 		m[ip]++
 	}
@@ -226,9 +227,10 @@ func (r *ruleset) remove(name string) {
 		k := ip[3]
 		m := r.hairpin[k]
 		if m[ip] <= 1 {
-			r.touch(hpBucket(int(k)))
+			hk := hpBucket(int(k))
+			r.touch(hk)
 			delete(m, ip)
-			r.dirty[hpBucket(int(k))] = true
+			r.dirty[hk] = true
 			if len(m) == 0 {
 				delete(r.hairpin, k)
 			}
