@@ -61,7 +61,9 @@ func (n NodeInfo) zone() string {
 
 // Selection is the endpoints a datapath programs for one service port on
 // one node. An empty list with Reject set means "reject at once" (ICMP
-// unreachable / TCP reset); empty without Reject means "drop".
+// unreachable / TCP reset); empty without Reject means "drop". Its lists
+// may be the endpoint list Select was given, or share one another's
+// array: they are read-only.
 type Selection struct {
 	// Cluster is for traffic from inside the cluster to the cluster IPs
 	// (internalTrafficPolicy, then topology).
@@ -122,25 +124,29 @@ func Select(sp *ServicePort, eps []Endpoint, node NodeInfo) Selection {
 }
 
 func usableEndpoints(eps []Endpoint, keep func(Endpoint) bool) []Endpoint {
-	var out []Endpoint
-	for _, e := range eps {
-		if e.Ready && keep(e) {
-			out = append(out, e)
-		}
-	}
-	if len(out) > 0 {
+	if out := filter(eps, func(e Endpoint) bool { return e.Ready && keep(e) }); len(out) > 0 {
 		return out
 	}
-	for _, e := range eps {
-		if e.Serving && e.Terminating && keep(e) {
-			out = append(out, e)
-		}
-	}
-	return out
+	return filter(eps, func(e Endpoint) bool { return e.Serving && e.Terminating && keep(e) })
 }
 
+// filter returns the endpoints keep keeps: eps itself when it keeps every
+// one (the common case: all ready, all usable; selections never modify
+// an endpoint list), else a new slice of exactly their number.
 func filter(eps []Endpoint, keep func(Endpoint) bool) []Endpoint {
-	var out []Endpoint
+	n := 0
+	for _, e := range eps {
+		if keep(e) {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case len(eps):
+		return eps
+	}
+	out := make([]Endpoint, 0, n)
 	for _, e := range eps {
 		if keep(e) {
 			out = append(out, e)

@@ -363,24 +363,38 @@ func buildPort(name proxy.ServicePortName, sp *proxy.ServicePort, eps []proxy.En
 	}
 	// Usually both traffic kinds have the same endpoints: one slice then.
 	lists := [][]proxy.Endpoint{sel.Cluster}
-	if out.ExternalEndpoints = addrPorts(sel.External); slices.Equal(out.ExternalEndpoints, out.Endpoints) {
+	if sameList(sel.External, sel.Cluster) {
+		out.ExternalEndpoints = out.Endpoints
+	} else if out.ExternalEndpoints = addrPorts(sel.External); slices.Equal(out.ExternalEndpoints, out.Endpoints) {
 		out.ExternalEndpoints = out.Endpoints
 	} else {
 		lists = append(lists, sel.External)
 	}
-	var remote []netip.Addr
+	isRemote := func(ep proxy.Endpoint) bool { return ep.IP.Is4() && node.IsRemote(ep) }
+	n := 0
 	for _, eps := range lists {
 		for _, ep := range eps {
-			if ep.IP.Is4() && node.IsRemote(ep) {
-				remote = append(remote, ep.IP)
+			if isRemote(ep) {
+				n++
 			}
 		}
 	}
-	if len(remote) > 0 {
+	if n > 0 {
+		remote := make([]netip.Addr, 0, n)
+		for _, eps := range lists {
+			for _, ep := range eps {
+				if isRemote(ep) {
+					remote = append(remote, ep.IP)
+				}
+			}
+		}
 		slices.SortFunc(remote, netip.Addr.Compare)
-		// Cloned to its length: at 100,000 endpoints the append's spare
-		// capacity would be megabytes kept for the datapath's lifetime.
-		out.RemoteEndpoints = slices.Clone(slices.Compact(remote))
+		if remote = slices.Compact(remote); len(remote) < n {
+			// Cloned to its length: at 100,000 endpoints the spare
+			// capacity would be megabytes kept for the datapath's lifetime.
+			remote = slices.Clone(remote)
+		}
+		out.RemoteEndpoints = remote
 	}
 	if sp.Weights != nil {
 		for _, eps := range [][]proxy.Endpoint{sel.Cluster, sel.External} {
@@ -428,6 +442,11 @@ func (r *Runner) nodeLabels(name string) map[string]string {
 		return nil
 	}
 	return n.Labels
+}
+
+// sameList says whether a and b are one list: same array, same length.
+func sameList(a, b []proxy.Endpoint) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func addrPorts(eps []proxy.Endpoint) []netip.AddrPort {
