@@ -31,9 +31,11 @@ var protoNumbers = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_
 
 var errBadElement = errors.New("malformed element")
 
-// encodeData encodes s ("a . b . c") laid out as fields (no verdict).
-func encodeData(fields []field, s string) ([]byte, error) {
-	b := make([]byte, 4*len(fields))
+// appendData appends s ("a . b . c") laid out as fields (no verdict).
+func appendData(buf []byte, fields []field, s string) ([]byte, error) {
+	at := len(buf)
+	buf = append(buf, make([]byte, 4*len(fields))...)
+	b := buf[at:]
 	rest := s
 	for i, f := range fields {
 		p, r, more := strings.Cut(rest, " . ")
@@ -76,10 +78,10 @@ func encodeData(fields []field, s string) ([]byte, error) {
 			return nil, fmt.Errorf("%w: field %d cannot be encoded as data", errBadElement, f)
 		}
 	}
-	return b, nil
+	return buf, nil
 }
 
-// decodeData is encodeData's inverse.
+// decodeData is appendData's inverse.
 func decodeData(fields []field, b []byte) (string, error) {
 	if len(b) != 4*len(fields) {
 		return "", fmt.Errorf("%w: %d bytes, want %d", errBadElement, len(b), 4*len(fields))

@@ -5,9 +5,11 @@ package nftables
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
+	gnft "github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -50,41 +52,81 @@ func TestElementCodec(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.container+" "+tt.key, func(t *testing.T) {
 			c := byName(tt.container)
-			e, err := encodeElement(c, ElementOp{Container: tt.container, Key: tt.key, Value: tt.value})
+			key, val, verdict, err := encodeOne(c, ElementOp{Container: tt.container, Key: tt.key, Value: tt.value})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(e.Key, tt.wantKey) || !slices.Equal(e.Val, tt.wantVal) {
-				t.Errorf("encoded key %v value %v, want %v %v", e.Key, e.Val, tt.wantKey, tt.wantVal)
+			if !slices.Equal(key, tt.wantKey) || !slices.Equal(val, tt.wantVal) {
+				t.Errorf("encoded key %v value %v, want %v %v", key, val, tt.wantKey, tt.wantVal)
 			}
-			if (e.VerdictData == nil) != (tt.wantVerdict == nil) || e.VerdictData != nil && *e.VerdictData != *tt.wantVerdict {
-				t.Errorf("verdict %+v, want %+v", e.VerdictData, tt.wantVerdict)
-			}
-			// Back: a verdict comes from the kernel as NFTA_DATA_VERDICT
-			// attributes.
-			if e.VerdictData != nil {
-				attrs := []netlink.Attribute{{Type: unix.NFTA_VERDICT_CODE, Data: binary.BigEndian.AppendUint32(nil, uint32(e.VerdictData.Kind))}}
-				if e.VerdictData.Chain != "" {
-					attrs = append(attrs, netlink.Attribute{Type: unix.NFTA_VERDICT_CHAIN, Data: []byte(e.VerdictData.Chain + "\x00")})
+			var wantVerdict []byte
+			if tt.wantVerdict != nil {
+				attrs := []netlink.Attribute{{Type: unix.NFTA_VERDICT_CODE, Data: binary.BigEndian.AppendUint32(nil, uint32(tt.wantVerdict.Kind))}}
+				if tt.wantVerdict.Chain != "" {
+					attrs = append(attrs, netlink.Attribute{Type: unix.NFTA_VERDICT_CHAIN, Data: []byte(tt.wantVerdict.Chain + "\x00")})
 				}
-				if e.Val, err = netlink.MarshalAttributes(attrs); err != nil {
+				if wantVerdict, err = netlink.MarshalAttributes(attrs); err != nil {
 					t.Fatal(err)
 				}
 			}
-			key, value, err := decodeElement(c, e)
+			if !slices.Equal(verdict, wantVerdict) {
+				t.Errorf("verdict attributes %v, want %v", verdict, wantVerdict)
+			}
+			// Back: google/nftables hands a verdict over as its
+			// NFTA_DATA_VERDICT attributes, in Val.
+			e := gnft.SetElement{Key: key, Val: val}
+			if verdict != nil {
+				e.Val = verdict
+			}
+			gotKey, gotValue, err := decodeElement(c, e)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if key != tt.key || value != tt.value {
-				t.Errorf("decoded %q : %q, want %q : %q", key, value, tt.key, tt.value)
+			if gotKey != tt.key || gotValue != tt.value {
+				t.Errorf("decoded %q : %q, want %q : %q", gotKey, gotValue, tt.key, tt.value)
 			}
 		})
 	}
 	// Deletions carry the key only.
-	e, err := encodeElement(byName(mapDispatch), ElementOp{Delete: true, Container: mapDispatch, Key: "10.96.0.53 . udp . 53", Value: "goto pick-udp-3"})
-	if err != nil || e.VerdictData != nil || e.Val != nil {
-		t.Errorf("deletion encoded as %+v, %v; want the key only", e, err)
+	_, val, verdict, err := encodeOne(byName(mapDispatch), ElementOp{Delete: true, Container: mapDispatch, Key: "10.96.0.53 . udp . 53", Value: "goto pick-udp-3"})
+	if err != nil || val != nil || verdict != nil {
+		t.Errorf("deletion encoded with value %v verdict %v (%v); want the key only", val, verdict, err)
 	}
+}
+
+// encodeOne encodes op's element with appendElement and takes it apart
+// again: the key's bytes, the value's, and a verdict's attributes.
+func encodeOne(c container, op ElementOp) (key, val, verdict []byte, err error) {
+	buf, err := appendElement(nil, c, op)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nested := func(b []byte, want uint16) ([]byte, error) {
+		ad, err := netlink.NewAttributeDecoder(b)
+		if err != nil {
+			return nil, err
+		}
+		var out []byte
+		for ad.Next() {
+			if ad.Type() == want {
+				out = ad.Bytes()
+			}
+		}
+		return out, ad.Err()
+	}
+	elem, err := nested(buf, unix.NFTA_LIST_ELEM)
+	if err != nil || elem == nil {
+		return nil, nil, nil, fmt.Errorf("no list element in %v: %v", buf, err)
+	}
+	k, _ := nested(elem, unix.NFTA_SET_ELEM_KEY)
+	if key, err = nested(k, unix.NFTA_DATA_VALUE); err != nil {
+		return nil, nil, nil, err
+	}
+	if d, _ := nested(elem, unix.NFTA_SET_ELEM_DATA); d != nil {
+		val, _ = nested(d, unix.NFTA_DATA_VALUE)
+		verdict, _ = nested(d, unix.NFTA_DATA_VERDICT)
+	}
+	return key, val, verdict, nil
 }
 
 func TestElementCodecRejects(t *testing.T) {
@@ -98,7 +140,7 @@ func TestElementCodecRejects(t *testing.T) {
 		{mapDispatch, "10.96.0.10 . tcp . 80", "drop pick-tcp-1"},
 		{mapDispatch, "10.96.0.10 . tcp . 80", "dnat"},
 	} {
-		_, err := encodeElement(byName(tt.container), ElementOp{Container: tt.container, Key: tt.key, Value: tt.value})
+		_, err := appendElement(nil, byName(tt.container), ElementOp{Container: tt.container, Key: tt.key, Value: tt.value})
 		if !errors.Is(err, errBadElement) {
 			t.Errorf("%s { %s : %s }: %v, want errBadElement", tt.container, tt.key, tt.value, err)
 		}

@@ -8,8 +8,9 @@
 // Two channels write the table. Chains, rules, set and map declarations
 // and the two small interval sets (service-cidrs, lb-source-allowed) go
 // through knftables (the nft binary); the elements of the large sets and
-// maps go over netlink (Elements, github.com/google/nftables), because
-// nft spends seconds parsing 100,000 `add element` lines. A full sync is
+// maps go over netlink (Elements: one nfnetlink batch encoded in batch.go,
+// listed back with github.com/google/nftables), because nft spends
+// seconds parsing 100,000 `add element` lines. A full sync is
 // three steps (Backend.full): (1) one text transaction adds the table and
 // containers, flushes and rewrites every chain we own, adds new chains
 // and sets; (2) one netlink batch flushes each large set and map and

@@ -5,6 +5,7 @@ package nftables
 import (
 	"context"
 	"fmt"
+	"time"
 
 	gnft "github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -27,17 +28,9 @@ const (
 // attribute, whose length is 16 bits.
 const maxListBytes = 60 << 10
 
-// encodedSize is a generous estimate of e's size in an element list.
-func encodedSize(e gnft.SetElement) int {
-	n := 24 + len(e.Key) + len(e.Val)
-	if e.VerdictData != nil {
-		n += 32 + len(e.VerdictData.Chain)
-	}
-	return n
-}
-
-// netlinkElements is the real Elements: google/nftables over
-// NETLINK_NETFILTER, one fresh socket per call.
+// netlinkElements is the real Elements over NETLINK_NETFILTER, one fresh
+// socket per call: batches are encoded here (batch.go), listings read
+// with google/nftables.
 type netlinkElements struct {
 	table *gnft.Table
 }
@@ -99,8 +92,8 @@ func (n *netlinkElements) List(ctx context.Context, container string) (map[strin
 	return out, nil
 }
 
-// Apply implements Elements: one batch, so the kernel applies all of ops
-// or none. Consecutive ops of one kind on one container share messages.
+// Apply implements Elements: one nfnetlink batch (encodeBatch), sent with
+// one sendmsg, so the kernel applies all of ops or none.
 func (n *netlinkElements) Apply(ctx context.Context, ops []ElementOp) error {
 	if len(ops) == 0 {
 		return nil
@@ -108,74 +101,18 @@ func (n *netlinkElements) Apply(ctx context.Context, ops []ElementOp) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	conn, err := n.conn()
+	b, err := encodeBatch(ops, uint32(time.Now().UnixNano()))
 	if err != nil {
-		return fmt.Errorf("nftables: netlink: %w", err)
-	}
-	// run collects consecutive elements for one message.
-	var run []gnft.SetElement
-	size := 0
-	queue := func(op ElementOp) error {
-		if len(run) == 0 {
-			return nil
-		}
-		s := n.set(op.Container)
-		var err error
-		if op.Delete {
-			err = conn.SetDeleteElements(s, run)
-		} else {
-			err = conn.SetAddElements(s, run)
-		}
-		run, size = run[:0], 0
 		return err
 	}
-	for i, op := range ops {
-		c, ok := lookup(op.Container)
-		if !ok || !c.viaNetlink() {
-			return fmt.Errorf("nftables: %q is not a netlink-managed set or map", op.Container)
-		}
-		if op.Flush {
-			conn.FlushSet(n.set(op.Container))
-			continue
-		}
-		e, err := encodeElement(c, op)
-		if err != nil {
-			return fmt.Errorf("nftables: %s: %w", op, err)
-		}
-		run, size = append(run, e), size+encodedSize(e)
-		last := i == len(ops)-1
-		if last || size >= maxListBytes || ops[i+1].Container != op.Container || ops[i+1].Delete != op.Delete || ops[i+1].Flush {
-			if err := queue(op); err != nil {
-				return fmt.Errorf("nftables: %s: %w", op, err)
-			}
-		}
-	}
-	if err := conn.Flush(); err != nil {
+	if err := b.send(); err != nil {
 		return fmt.Errorf("nftables: element batch (%d ops): %w", len(ops), err)
 	}
 	return nil
 }
 
-// encodeElement turns op into google/nftables' form. A deletion carries
-// the key only.
-func encodeElement(c container, op ElementOp) (gnft.SetElement, error) {
-	var e gnft.SetElement
-	var err error
-	if e.Key, err = encodeData(c.key, op.Key); err != nil {
-		return e, err
-	}
-	if op.Delete || !c.isMap {
-		return e, nil
-	}
-	if len(c.value) == 1 && c.value[0] == fieldVerdict {
-		e.VerdictData, err = encodeVerdict(op.Value)
-	} else {
-		e.Val, err = encodeData(c.value, op.Value)
-	}
-	return e, err
-}
-
-// decodeElement is encodeElement's inverse for an element read back.
+// decodeElement reads an element listed by google/nftables (a verdict's
+// NFTA_DATA_VERDICT attributes are in Val, undecoded).
 func decodeElement(c container, e gnft.SetElement) (key, value string, err error) {
 	if key, err = decodeData(c.key, e.Key); err != nil || !c.isMap {
 		return key, "", err

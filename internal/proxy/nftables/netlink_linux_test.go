@@ -187,3 +187,53 @@ func TestRestartUnderLoad(t *testing.T) {
 		t.Errorf("only %d requests went through; the load did not overlap the restarts", ok.Load())
 	}
 }
+
+// TestNetlinkBatchIsAtomic: a batch the kernel refuses part of changes
+// nothing, and its error names the refused element; a batch larger than
+// one message's element list (maxListBytes) goes through whole.
+func TestNetlinkBatchIsAtomic(t *testing.T) {
+	netnstest.Require(t)
+	ctx := context.Background()
+	nft := realNFT(t)
+	if err := nftables.New(nft).Sync(ctx, sampleState()); err != nil {
+		t.Fatal(err)
+	}
+	el := nftables.NewNetlinkElements()
+	before, err := el.List(ctx, "service-ports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = el.Apply(ctx, []nftables.ElementOp{
+		{Container: "service-ports", Key: "10.96.9.9 . tcp . 9"},
+		{Delete: true, Container: "node-ips", Key: "192.0.2.77"}, // not there
+	})
+	if err == nil || !strings.Contains(err.Error(), "192.0.2.77") {
+		t.Fatalf("deleting a missing element: %v, want an error naming it", err)
+	}
+	after, err := el.List(ctx, "service-ports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(before, after) {
+		t.Errorf("a refused batch changed service-ports: %d elements, was %d", len(after), len(before))
+	}
+	// 5,000 elements: several messages in one batch.
+	var ops []nftables.ElementOp
+	for i := range 5000 {
+		ops = append(ops, nftables.ElementOp{Container: "hairpin", Key: fmt.Sprintf("10.250.%d.%d . 10.250.%d.%d", i/250, i%250, i/250, i%250)})
+	}
+	ops = append(ops, nftables.ElementOp{Flush: true, Container: "lb-source-filtered"},
+		nftables.ElementOp{Container: "lb-source-filtered", Key: "192.0.2.1 . tcp . 80"})
+	if err := el.Apply(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	hp, err := el.List(ctx, "hairpin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range ops[:5000] {
+		if _, ok := hp[op.Key]; !ok {
+			t.Fatalf("hairpin lacks %s after the batch (%d elements)", op.Key, len(hp))
+		}
+	}
+}
