@@ -31,10 +31,8 @@ import (
 // network namespace and stay when the agent stops, so services keep
 // working; the next agent replaces them in one transaction.
 func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactory, keys *topologykeys.Keys, endpointSlices feed.Source) error {
-	// Rules of the modes not in use (an earlier run in another mode) go
-	// first, so two datapaths never answer for the same service.
-	cleanupOtherModes(ctx, a.cfg.ProxyMode)
 	if a.cfg.ProxyMode == "none" {
+		cleanupOtherModes(ctx, a.cfg.ProxyMode)
 		return nil
 	}
 	svcCIDR, err := netip.ParsePrefix(a.cfg.ServiceCIDR)
@@ -141,6 +139,11 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		return err
 	}
 	go func() {
+		// Rules of the modes not in use (an earlier run in another mode)
+		// go before the first sync, so two datapaths never answer for
+		// the same service; while the informers list (tens of ms of
+		// iptables and nft commands off the start-up's path).
+		cleanupOtherModes(ctx, a.cfg.ProxyMode)
 		if !waitSynced(ctx, f) {
 			return
 		}
