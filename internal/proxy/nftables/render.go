@@ -33,14 +33,16 @@ type claim struct {
 }
 
 // fragment is everything one service port contributes. Shared entries
-// (service-ports, hairpin, and the node-wide sets) may come from several
-// service ports and are reference-counted. chains and sets are the
-// service port's own (only affinity service ports have any).
+// (service-ports and the node-wide sets) and hairpin addresses (each one
+// element "a . a" of @hairpin) may come from several service ports and
+// are reference-counted. chains and sets are the service port's own (only
+// affinity service ports have any).
 type fragment struct {
-	claims []claim
-	shared []entry
-	chains map[string][]string
-	sets   []string
+	claims  []claim
+	shared  []entry
+	hairpin [][4]byte
+	chains  map[string][]string
+	sets    []string
 }
 
 // renderService computes one service port's fragment; a pure function.
@@ -55,7 +57,7 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 	cluster, external := v4(sp.Endpoints), v4(sp.ExternalEndpoints)
 	f := fragment{
 		claims: make([]claim, 0, len(sp.VIPs)+len(sp.External)+len(sp.LoadBalancerIPs)+1),
-		shared: make([]entry, 0, len(sp.VIPs)+len(cluster)+len(external)),
+		shared: make([]entry, 0, len(sp.VIPs)),
 	}
 	none := func(drop bool) string {
 		if drop {
@@ -135,11 +137,17 @@ func renderService(sp dataplane.ServicePort, podCIDR netip.Prefix) fragment {
 		}
 		f.claims = append(f.claims, c)
 	}
-	for _, eps := range [][]netip.AddrPort{cluster, external} {
+	lists := [][]netip.AddrPort{cluster}
+	if !sameAddrPorts(cluster, external) {
+		lists = append(lists, external)
+	}
+	for _, eps := range lists {
 		for _, ep := range eps {
 			if a := ep.Addr().Unmap(); sp.NeedsHairpin(a) {
-				k := a.String()
-				f.shared = append(f.shared, entry{setHairpin, k + " . " + k, ""})
+				if f.hairpin == nil {
+					f.hairpin = make([][4]byte, 0, len(cluster)+len(external))
+				}
+				f.hairpin = append(f.hairpin, a.As4())
 			}
 		}
 	}
@@ -176,6 +184,7 @@ type ruleset struct {
 	podCIDR  netip.Prefix
 	picks    map[string][]string              // chain → rules
 	refs     map[entry]int                    // shared entries (value "")
+	hairpin  map[[4]byte]int32                // endpoint address → references
 	owners   map[string]string                // claim id → service port name
 	services map[string]dataplane.ServicePort // service port name → what was applied
 	globals  fragment
@@ -211,6 +220,7 @@ func newRuleset(podCIDR netip.Prefix) *ruleset {
 		podCIDR:  podCIDR,
 		picks:    map[string][]string{},
 		refs:     map[entry]int{},
+		hairpin:  map[[4]byte]int32{},
 		owners:   map[string]string{},
 		services: map[string]dataplane.ServicePort{},
 		chains:   map[string][]string{},
@@ -232,7 +242,8 @@ func render(s dataplane.State) *ruleset {
 		eps += len(sp.Endpoints)
 	}
 	r.all = make([]entry, 0, 3*vips+3*eps)
-	r.refs = make(map[entry]int, vips+eps)
+	r.refs = make(map[entry]int, vips)
+	r.hairpin = make(map[[4]byte]int32, eps)
 	r.owners = make(map[string]string, vips)
 	r.services = make(map[string]dataplane.ServicePort, len(s.Services))
 	s.Changed = nil // everything is new here
@@ -302,6 +313,30 @@ func (r *ruleset) addShared(es []entry) {
 	}
 }
 
+// addHairpin and dropHairpin count the references to an endpoint
+// address's @hairpin element, which exists while any service port needs it.
+func (r *ruleset) addHairpin(as [][4]byte) {
+	for _, a := range as {
+		if r.hairpin[a]++; r.hairpin[a] == 1 {
+			r.set(setHairpin, hairpinKey(a), "")
+		}
+	}
+}
+
+func (r *ruleset) dropHairpin(as [][4]byte) {
+	for _, a := range as {
+		if r.hairpin[a]--; r.hairpin[a] <= 0 {
+			delete(r.hairpin, a)
+			r.del(setHairpin, hairpinKey(a), "")
+		}
+	}
+}
+
+func hairpinKey(a [4]byte) string {
+	k := netip.AddrFrom4(a).String()
+	return k + " . " + k
+}
+
 func (r *ruleset) dropShared(es []entry) {
 	for _, e := range es {
 		if r.refs[e]--; r.refs[e] <= 0 {
@@ -328,6 +363,7 @@ func (r *ruleset) add(name string, sp dataplane.ServicePort) {
 		}
 	}
 	r.addShared(f.shared)
+	r.addHairpin(f.hairpin)
 	for chain, rules := range f.chains {
 		r.touchChain(chain)
 		r.chains[chain] = rules
@@ -353,6 +389,7 @@ func (r *ruleset) remove(name string) {
 		}
 	}
 	r.dropShared(f.shared)
+	r.dropHairpin(f.hairpin)
 	for chain := range f.chains {
 		r.touchChain(chain)
 		delete(r.chains, chain)
@@ -436,6 +473,12 @@ func v4(eps []netip.AddrPort) []netip.AddrPort {
 		}
 	}
 	return out
+}
+
+// sameAddrPorts says whether a and b are one list (same array, same
+// length), as a service port's endpoint lists usually are.
+func sameAddrPorts(a, b []netip.AddrPort) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func endpointValue(ep netip.AddrPort) string {
