@@ -281,14 +281,20 @@ func (t *Tracker) Take() Changes {
 	defer t.mu.Unlock()
 	svcPending := t.Services.checkout()
 	epPending, epSince := t.Endpoints.checkout()
-	ch := Changes{Changed: map[ServicePortName]PortChange{}, ProgrammingStart: map[types.NamespacedName]time.Time{}}
-
-	touched := map[types.NamespacedName]bool{}
+	touched := make(map[types.NamespacedName]bool, max(len(svcPending), len(epPending)))
 	for nn := range svcPending {
 		touched[nn] = true
 	}
 	for nn := range epPending {
 		touched[nn] = true
+	}
+	ch := Changes{Changed: make(map[ServicePortName]PortChange, len(touched)), ProgrammingStart: make(map[types.NamespacedName]time.Time, len(touched))}
+	if len(t.svcMap) == 0 && len(t.epMap) == 0 {
+		// The first Take (or one after everything went) fills the maps
+		// from nothing: sized once instead of grown.
+		t.svcMap, t.epMap = make(ServicePortMap, len(touched)), make(EndpointsMap, len(touched))
+		t.svcNames = make(map[types.NamespacedName][]ServicePortName, len(touched))
+		t.epNames = make(map[types.NamespacedName][]ServicePortName, len(touched))
 	}
 	for nn := range touched {
 		oldPorts := pick(t.svcMap, t.svcNames[nn])
@@ -321,19 +327,25 @@ func (t *Tracker) Take() Changes {
 // diffService records the port changes of one service; it reports whether
 // anything the proxy uses changed.
 func (t *Tracker) diffService(ch *Changes, oldPorts, newPorts ServicePortMap, oldEps, newEps EndpointsMap) bool {
-	names := map[ServicePortName]bool{}
+	// A service has a port or a few: a list beats a map here.
+	var buf [4]ServicePortName
+	names := buf[:0]
 	for _, m := range []ServicePortMap{oldPorts, newPorts} {
 		for n := range m {
-			names[n] = true
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
 		}
 	}
 	for _, m := range []EndpointsMap{oldEps, newEps} {
 		for n := range m {
-			names[n] = true
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
 		}
 	}
 	changed := false
-	for name := range names {
+	for _, name := range names {
 		oSP, nSP := oldPorts[name], newPorts[name]
 		oE, nE := oldEps[name], newEps[name]
 		svcChanged := !servicePortEqual(oSP, nSP)
