@@ -144,10 +144,9 @@ func (a *Agent) startProxy(ctx context.Context, f informers.SharedInformerFactor
 		// the same service; while the informers list (tens of ms of
 		// iptables and nft commands off the start-up's path).
 		cleanupOtherModes(ctx, a.cfg.ProxyMode)
-		if !waitSynced(ctx, f) {
-			return
-		}
 		klog.InfoS("Service proxy starting", "mode", a.cfg.ProxyMode, "serviceCIDR", svcCIDR, "clusterCIDR", clusterCIDR)
+		// Run waits for the informers it reads (Services with their
+		// topologyKeys, EndpointSlices, Nodes), not for the agent's others.
 		r.Run(ctx)
 	}()
 	return nil
@@ -184,13 +183,4 @@ func cleanupOtherModes(ctx context.Context, mode string) {
 			klog.V(2).InfoS("No userspace proxy rules removed", "table", userspace.TableName, "err", err)
 		}
 	}
-}
-
-func waitSynced(ctx context.Context, f informers.SharedInformerFactory) bool {
-	for _, ok := range f.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
