@@ -93,9 +93,6 @@ func New(cfg config.Agent, rc *rest.Config, deps Deps) (*Agent, error) {
 	// informers' lists of every Service and EndpointSlice.
 	rc.ContentType = runtime.ContentTypeProtobuf
 	rc.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	// The API server is on loopback or a LAN: gzip of the large lists
-	// costs both ends more CPU than it saves (as the controller manager).
-	rc.DisableCompression = true
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err
