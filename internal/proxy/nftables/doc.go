@@ -54,8 +54,8 @@
 // contribution is rendered again from the applied service port, so the
 // backend keeps service ports, not elements) and writes the net element
 // changes. At 10,000 service ports × 10
-// endpoints (TestSyncScale) a full sync costs ~1.3 s of CPU, a restart's
-// ~1 s, an added service ~7 ms; see docs/proxy-nftables.md.
+// endpoints (TestSyncScale) a full sync costs ~0.5 s of CPU, a restart's
+// ~0.4 s, an added service ~3 ms; see docs/proxy-nftables.md.
 //
 // Masquerade: pick chains set mark 0x4000 for ClusterIP traffic from
 // outside the pod CIDR and for external traffic unless
