@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portal-net/portal/internal/proxy/dataplane"
+	"github.com/portal-net/portal/internal/proxy/dataplane/dataplanetest"
 	"github.com/portal-net/portal/internal/proxy/iptables"
 )
 
@@ -424,83 +424,18 @@ func TestHairpinOnlyForEndpointsThatMayBeLocal(t *testing.T) {
 }
 
 // TestRandomDeltasMatchFullSync walks through random changes of a small
-// cluster whose service ports share endpoints (so hairpin buckets are
-// shared and counted) and after each delta sync compares the tables with
-// a full sync of the same State into empty ones. Chains rendered when
-// written must come out the same either way.
+// cluster whose service ports share endpoints (dataplanetest.RandomWalk:
+// hairpin buckets are shared and counted) and after each delta sync
+// compares the tables with a full sync of the same State into empty ones.
+// Chains rendered when written must come out the same either way.
 func TestRandomDeltasMatchFullSync(t *testing.T) {
 	ctx := context.Background()
-	rnd := rand.New(rand.NewPCG(1, 2))
-	pool := make([]netip.AddrPort, 12)
-	for i := range pool {
-		// Four last octets: each hairpin bucket holds several addresses.
-		pool[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 244, byte(i / 4), byte(2 + i%4)}), 8080)
-	}
-	someEps := func() []netip.AddrPort {
-		var out []netip.AddrPort
-		for _, ep := range pool {
-			if rnd.IntN(3) == 0 {
-				out = append(out, ep)
-			}
-		}
-		return out
-	}
-	randomPort := func(i int) dataplane.ServicePort {
-		sp := dataplane.ServicePort{
-			Name:     fmt.Sprintf("ns/svc%d:p/tcp", i),
-			VIPs:     []netip.Addr{netip.AddrFrom4([4]byte{10, 96, 0, byte(10 + i)})},
-			Protocol: []string{"tcp", "udp", "sctp"}[rnd.IntN(3)],
-			Port:     uint16(80 + rnd.IntN(2)),
-		}
-		sp.Endpoints = someEps()
-		sp.ExternalEndpoints = sp.Endpoints
-		if rnd.IntN(3) == 0 {
-			sp.NodePort = uint16(30000 + i)
-		}
-		if rnd.IntN(4) == 0 {
-			sp.ExternalLocal = true
-			sp.ExternalEndpoints = sp.Endpoints[:len(sp.Endpoints)/2]
-		}
-		if rnd.IntN(4) == 0 {
-			sp.Affinity, sp.AffinityTimeout = true, time.Duration(10+rnd.IntN(3))*time.Second
-		}
-		if rnd.IntN(5) == 0 {
-			sp.LoadBalancerIPs = []netip.Addr{netip.AddrFrom4([4]byte{203, 0, 113, byte(i)})}
-			sp.SourceRanges = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
-		}
-		for _, ep := range sp.Endpoints {
-			if rnd.IntN(3) == 0 {
-				sp.RemoteEndpoints = append(sp.RemoteEndpoints, ep.Addr())
-			}
-		}
-		slices.SortFunc(sp.RemoteEndpoints, netip.Addr.Compare)
-		sp.RemoteEndpoints = slices.Compact(sp.RemoteEndpoints)
-		return sp
-	}
-	ports := map[int]dataplane.ServicePort{}
-	state := func() dataplane.State {
-		s := sampleState()
-		s.Services = nil
-		for _, sp := range ports {
-			s.Services = append(s.Services, sp)
-		}
-		dataplane.SortByName(s.Services)
-		return s
-	}
+	walk := dataplanetest.NewRandomWalk(sampleState())
 	fake := iptables.NewFake()
 	b := iptables.New(iptables.Options{Runner: fake})
-	prev := state()
+	var prev dataplane.State
 	for step := range 300 {
-		i := rnd.IntN(16)
-		if _, ok := ports[i]; ok && rnd.IntN(3) == 0 {
-			delete(ports, i)
-		} else {
-			ports[i] = randomPort(i)
-		}
-		s := state()
-		if step%2 == 1 {
-			s.Changed = dataplane.ChangedNames(prev.Services, s.Services)
-		}
+		s := walk.Step(step, prev)
 		if err := b.Sync(ctx, s); err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
