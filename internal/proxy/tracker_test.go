@@ -332,17 +332,7 @@ func TestTrackerConcurrent(t *testing.T) {
 // BenchmarkTakeOneChange measures a partial sync's model cost with 10,000
 // services of 10 endpoints each programmed: one new service, then Take.
 func BenchmarkTakeOneChange(b *testing.B) {
-	tr := NewTracker(TrackerConfig{NodeName: "n1"})
-	p := []slicePortSpec{{"", 8080, v1.ProtocolTCP}}
-	for i := range 10000 {
-		name := fmt.Sprint("s", i)
-		tr.Services.Update(nil, svc(name, fmt.Sprintf("10.%d.%d.1", i/256, i%256), []v1.ServicePort{port("", 80, v1.ProtocolTCP)}))
-		var eps []sliceEP
-		for j := range 10 {
-			eps = append(eps, ep(fmt.Sprintf("10.200.%d.%d", i%256, j), "n2", ""))
-		}
-		tr.Endpoints.Update(nil, slice(name, name, p, eps...))
-	}
+	tr := benchTracker()
 	tr.Take()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -359,22 +349,29 @@ func BenchmarkTakeOneChange(b *testing.B) {
 // BenchmarkTakeFirst measures the first sync's model cost: 10,000
 // services of 10 endpoints each, all new, in one Take.
 func BenchmarkTakeFirst(b *testing.B) {
-	p := []slicePortSpec{{"", 8080, v1.ProtocolTCP}}
 	for b.Loop() {
 		b.StopTimer()
-		tr := NewTracker(TrackerConfig{NodeName: "n1"})
-		for i := range 10000 {
-			name := fmt.Sprint("s", i)
-			tr.Services.Update(nil, svc(name, fmt.Sprintf("10.%d.%d.1", i/256, i%256), []v1.ServicePort{port("", 80, v1.ProtocolTCP)}))
-			var eps []sliceEP
-			for j := range 10 {
-				eps = append(eps, ep(fmt.Sprintf("10.200.%d.%d", i%256, j), "n2", ""))
-			}
-			tr.Endpoints.Update(nil, slice(name, name, p, eps...))
-		}
+		tr := benchTracker()
 		b.StartTimer()
 		if ch := tr.Take(); len(ch.Changed) != 10000 {
 			b.Fatalf("changed: %d", len(ch.Changed))
 		}
 	}
+}
+
+// benchTracker is a tracker that has seen 10,000 services of 10 endpoints
+// each and not yet been taken from.
+func benchTracker() *Tracker {
+	tr := NewTracker(TrackerConfig{NodeName: "n1"})
+	p := []slicePortSpec{{"", 8080, v1.ProtocolTCP}}
+	for i := range 10000 {
+		name := fmt.Sprint("s", i)
+		tr.Services.Update(nil, svc(name, fmt.Sprintf("10.%d.%d.1", i/256, i%256), []v1.ServicePort{port("", 80, v1.ProtocolTCP)}))
+		var eps []sliceEP
+		for j := range 10 {
+			eps = append(eps, ep(fmt.Sprintf("10.200.%d.%d", i%256, j), "n2", ""))
+		}
+		tr.Endpoints.Update(nil, slice(name, name, p, eps...))
+	}
+	return tr
 }
