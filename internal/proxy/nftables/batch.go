@@ -28,10 +28,9 @@ type batch struct {
 	seq0 uint32 // the BATCH_BEGIN message's sequence number
 }
 
-// batchMsg is one element or flush message: its sequence number and the
-// ops (first..last, inclusive) it holds.
+// batchMsg is one element or flush message: the ops (first..last,
+// inclusive) it holds. Message i of msgs has sequence number seq0+i+1.
 type batchMsg struct {
-	seq         uint32
 	first, last int
 }
 
@@ -96,7 +95,7 @@ func batchSize(ops []ElementOp) int {
 // table and set names; it records the message as carrying op first.
 func (b *batch) setMsg(typ, flags uint16, container string, first int) int {
 	seq := b.seq0 + uint32(len(b.msgs)) + 1
-	b.msgs = append(b.msgs, batchMsg{seq: seq, first: first, last: first})
+	b.msgs = append(b.msgs, batchMsg{first: first, last: first})
 	at := b.startMsg(unix.NFNL_SUBSYS_NFTABLES<<8|typ, flags, unix.NFPROTO_IPV4, 0, seq)
 	b.buf = appendStringAttr(b.buf, unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
 	b.buf = appendStringAttr(b.buf, unix.NFTA_SET_ELEM_LIST_SET, container)

@@ -63,8 +63,8 @@ func TestEncodeBatchMessages(t *testing.T) {
 	}
 	for i, w := range wants {
 		m, rec := msgs[i+1], b.msgs[i]
-		if m.Header.Type != w.typ || rec.first != w.first || rec.last != w.last || rec.seq != m.Header.Seq {
-			t.Errorf("message %d: type %#x ops %d..%d seq %d, want type %#x ops %d..%d seq %d", i, m.Header.Type, rec.first, rec.last, rec.seq, w.typ, w.first, w.last, m.Header.Seq)
+		if m.Header.Type != w.typ || rec.first != w.first || rec.last != w.last || m.Header.Seq != b.seq0+uint32(i)+1 {
+			t.Errorf("message %d: type %#x ops %d..%d seq %d, want type %#x ops %d..%d seq %d", i, m.Header.Type, rec.first, rec.last, m.Header.Seq, w.typ, w.first, w.last, b.seq0+uint32(i)+1)
 		}
 		if m.Header.Flags&unix.NLM_F_ACK == 0 {
 			t.Errorf("message %d asks no acknowledgement", i)
